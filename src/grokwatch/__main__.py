@@ -1,0 +1,5 @@
+"""`python -m grokwatch` runs the CLI."""
+
+from grokwatch.cli import main
+
+main()

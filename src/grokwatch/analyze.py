@@ -1,0 +1,127 @@
+"""Per-checkpoint work unit: read each selected weight, eigensolve, fit, measure.
+
+This is what a pool worker runs. It receives a `Checkpoint` (paths, not
+arrays) and `Settings`, reads tensors itself and returns plain records, so the
+parent never holds weights and results do not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import zlib
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from grokwatch import __version__
+from grokwatch.checkpoints import Checkpoint, TensorReader, TensorRef, tensor_refs
+from grokwatch.errors import CheckpointError
+from grokwatch.fit import fit_tail
+from grokwatch.records import LayerRecord
+from grokwatch.spectra import MIN_SIDE, analysable, esd, oriented_shape, spectrum_metrics
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that changes a layer's numbers (and so keys the cache)."""
+
+    fit: str = "ww"
+    traps: bool = False
+    seed: int = 0
+    replicas: int | None = None  # traps: None = 5 for M < 100, else 1
+    layers: tuple[str, ...] = ()  # glob patterns on layer names; empty = all
+    exclude: tuple[str, ...] = ()
+    min_side: int = MIN_SIDE
+
+    def cache_key(self) -> str:
+        d = asdict(self)
+        d["version"] = __version__
+        if not self.traps:
+            d.pop("seed"), d.pop("replicas")
+        return json.dumps(d, sort_keys=True)
+
+
+def layer_seed(seed: int, layer: str) -> int:
+    """A stable per-layer seed: same shuffle whatever the order or worker."""
+    return (seed * 1_000_003 + zlib.crc32(layer.encode())) % (2**32)
+
+
+def select(refs: list[TensorRef], settings: Settings) -> list[TensorRef]:
+    out = []
+    for r in refs:
+        if not analysable(r.shape, settings.min_side):
+            continue
+        if settings.layers and not any(fnmatch.fnmatchcase(r.layer, p) for p in settings.layers):
+            continue
+        if any(fnmatch.fnmatchcase(r.layer, p) for p in settings.exclude):
+            continue
+        out.append(r)
+    return out
+
+
+def analyze_matrix(W: np.ndarray, settings: Settings, layer: str = "") -> dict:
+    """All per-layer numbers for one weight tensor, as LayerRecord fields."""
+    W = np.asarray(W)
+    if not np.isfinite(W).all():
+        bad = int((~np.isfinite(W)).sum())
+        return {"error": f"{bad} non-finite values (NaN/Inf) in weights"}
+    N, M = oriented_shape(W.shape)
+    evals = esd(W)
+    out: dict = {"N": N, "M": M, "num_evals": int((evals > 1e-5).sum()), "fit": settings.fit}
+    out.update(spectrum_metrics(evals))
+    f = fit_tail(evals, settings.fit)
+    if f.ok:
+        out.update(alpha=f.alpha, xmin=f.xmin, D=f.D, n_tail=f.n_tail, sigma=f.sigma, weak_fit=f.weak)
+        if out["log_spectral_norm"] is not None:
+            out["alpha_weighted"] = f.alpha * out["log_spectral_norm"]
+    else:
+        out.update(weak_fit=True, error="power-law fit failed (too few non-zero eigenvalues)")
+    if settings.traps:
+        from grokwatch.traps import find_traps
+
+        t = find_traps(W, seed=layer_seed(settings.seed, layer), replicas=settings.replicas)
+        out.update(n_traps=t.n_traps, lambda_plus=t.lambda_plus, threshold=t.threshold,
+                   rand_lambda_max=t.rand_lambda_max, ks_mp=t.ks_mp)
+    return out
+
+
+def _float_meta(meta: dict, key: str) -> float | None:
+    try:
+        return float(meta[key])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+@dataclass
+class CheckpointResult:
+    """What a worker sends back for one checkpoint."""
+
+    rel: str
+    step: int | None
+    records: list[LayerRecord] = field(default_factory=list)
+    error: str | None = None  # whole-file failure, one line
+
+
+def analyze_checkpoint(ck: Checkpoint, settings: Settings) -> CheckpointResult:
+    """Analyse every selected layer of one checkpoint; never raises for bad input."""
+    try:
+        refs = select(tensor_refs(ck), settings)
+        reader = TensorReader()
+        train_acc, test_acc = _float_meta(ck.meta, "train_acc"), _float_meta(ck.meta, "test_acc")
+        records = []
+        for r in refs:
+            rec = LayerRecord(checkpoint=ck.rel, step=ck.step, layer=r.layer, shape=list(r.shape),
+                              train_acc=train_acc, test_acc=test_acc)
+            try:
+                vals = analyze_matrix(reader.read(r), settings, r.layer)
+            except CheckpointError:
+                raise
+            except (ValueError, np.linalg.LinAlgError) as e:
+                vals = {"error": f"analysis failed: {e}"}
+            for k, v in vals.items():
+                setattr(rec, k, v)
+            records.append(rec)
+        return CheckpointResult(ck.rel, ck.step, records)
+    except CheckpointError as e:
+        return CheckpointResult(ck.rel, ck.step, [], error=str(e))

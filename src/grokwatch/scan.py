@@ -1,0 +1,105 @@
+"""`scan_folder`: discover -> cache lookup -> pool -> records -> phase labels.
+
+The library entry point behind `grokwatch scan`, `traps` and `report`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grokwatch.analyze import CheckpointResult, Settings, analyze_checkpoint
+from grokwatch.checkpoints import Checkpoint, discover
+from grokwatch.errors import NoCheckpointsError
+from grokwatch.phases import PhaseRules, label_records
+from grokwatch.pool import default_workers, run
+from grokwatch.records import LayerRecord
+from grokwatch.store import CACHE_NAME, Cache, identity
+
+
+@dataclass
+class ScanResult:
+    root: str
+    settings: Settings
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    records: list[LayerRecord] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # one line per bad file: "path: reason"
+    computed: int = 0  # checkpoints analysed now (the rest came from the cache)
+
+    @property
+    def steps(self) -> list[int | None]:
+        return [c.step for c in self.checkpoints]
+
+
+def default_cache_path(root: str | Path) -> Path:
+    root = Path(root)
+    return (root if root.is_dir() else root.parent) / CACHE_NAME
+
+
+def scan_folder(root: str | Path, settings: Settings | None = None, *, workers: int | None = None,
+                cache: bool | str | Path = True, rules: PhaseRules | None = None,
+                progress: Callable[[int], Callable[[], None]] | None = None) -> ScanResult:
+    """Analyse every layer of every checkpoint under `root`.
+
+    cache: True for `<root>/.grokwatch-cache.sqlite`, a path, or False.
+    progress: called once with the number of checkpoints to compute; returns a
+    callable ticked after each one (the CLI's progress bar).
+    Raises NoCheckpointsError when the folder is missing or holds none; bad
+    files are listed in `.errors` and the rest is still analysed.
+    """
+    settings = settings or Settings()
+    root = Path(root)
+    if not root.exists():
+        raise NoCheckpointsError(f"{root}: no such file or directory")
+    checkpoints, bad = discover(root)
+    result = ScanResult(str(root), settings, errors=[str(e) for e in bad])
+    if not checkpoints:
+        if bad:
+            return result
+        raise NoCheckpointsError(f"{root}: no checkpoints found (*.safetensors, *.pt, *.pth, *.bin, *.ckpt)")
+    store = None
+    if cache:
+        store = Cache(default_cache_path(root) if cache is True else Path(cache))
+    key = settings.cache_key()
+    results: dict[int, CheckpointResult] = {}
+    todo: list[int] = []
+    idents: dict[int, str] = {}
+    for i, ck in enumerate(checkpoints):
+        hit = None
+        if store is not None:
+            try:
+                idents[i] = identity(ck)
+            except OSError:
+                idents[i] = ""
+            hit = store.get(idents[i], key) if idents[i] else None
+        if hit is not None:
+            results[i] = CheckpointResult(ck.rel, ck.step, hit)
+        else:
+            todo.append(i)
+    tick = progress(len(todo)) if progress else None
+    nworkers = workers if workers is not None else default_workers()
+    for j, res in run(analyze_checkpoint, [checkpoints[i] for i in todo], (settings,), nworkers, tick):
+        i = todo[j]
+        results[i] = res
+        if store is not None and idents.get(i):
+            store.put(idents[i], key, res)
+    if store is not None:
+        store.close()
+    result.computed = len(todo)
+    for i, ck in enumerate(checkpoints):
+        res = results[i]
+        if res.error:
+            result.errors.append(res.error)
+            continue
+        if res.step is not None:
+            ck.step = res.step
+        result.checkpoints.append(ck)
+        result.records.extend(res.records)
+    label_records(result.records, rules or PhaseRules())
+    return result
+
+
+def scan(root: str | Path, **kwargs) -> list[LayerRecord]:
+    """Just the records of `scan_folder` (for notebooks)."""
+    return scan_folder(root, **kwargs).records

@@ -3,8 +3,9 @@
 Library use (the CLI is a thin layer over this):
 
     import grokwatch
-    result = grokwatch.scan_folder("runs/mnist")      # ScanResult: .records, .errors, .checkpoints
-    records = grokwatch.scan("runs/mnist")            # just the list of LayerRecord
+    result = grokwatch.scan_folder("runs/mnist")   # ScanResult: .records, .errors, .checkpoints
+    for rec in result:                               # iterates over its LayerRecords
+        print(rec.step, rec.layer, rec.alpha, rec.phase)
 
 Attributes are imported lazily so `grokwatch --help` does not pay for numpy.
 """
@@ -15,7 +16,6 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "scan_folder": "grokwatch.scan",
-    "scan": "grokwatch.scan",
     "ScanResult": "grokwatch.scan",
     "Settings": "grokwatch.analyze",
     "LayerRecord": "grokwatch.records",

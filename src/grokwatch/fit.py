@@ -195,7 +195,7 @@ def powerlaw_fit(evals: np.ndarray) -> PowerLawFit:
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        f = powerlaw.Fit(x, verbose=False, distribution="power_law", xmin_distribution="power_law")
+        f = powerlaw.Fit(x, verbose=False)
         alpha, xmin, D = f.power_law.alpha, f.power_law.xmin, f.power_law.D
     if alpha is None or not np.isfinite(alpha):
         return FAILED

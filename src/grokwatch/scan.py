@@ -31,6 +31,16 @@ class ScanResult:
     def steps(self) -> list[int | None]:
         return [c.step for c in self.checkpoints]
 
+    # A ScanResult reads like the list of its records (for notebooks: `for r in scan_folder(d)`).
+    def __iter__(self):
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i):
+        return self.records[i]
+
 
 def default_cache_path(root: str | Path) -> Path:
     root = Path(root)
@@ -99,7 +109,3 @@ def scan_folder(root: str | Path, settings: Settings | None = None, *, workers: 
     label_records(result.records, rules or PhaseRules())
     return result
 
-
-def scan(root: str | Path, **kwargs) -> list[LayerRecord]:
-    """Just the records of `scan_folder` (for notebooks)."""
-    return scan_folder(root, **kwargs).records

@@ -1,0 +1,137 @@
+"""scan end to end: library API, pool, cache, output formats, bad input through the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sqlite3
+
+import numpy as np
+import pytest
+import torch
+from conftest import mlp_weights, write_run
+from safetensors.numpy import save_file
+from typer.testing import CliRunner
+
+import grokwatch
+from grokwatch.analyze import Settings
+from grokwatch.cli import app
+from grokwatch.store import CACHE_NAME
+
+runner = CliRunner()
+KEYS = {"checkpoint", "step", "layer", "shape", "alpha", "xmin", "D", "n_tail", "lambda_max", "phase"}
+
+
+def invoke(*args, env=None):
+    return runner.invoke(app, [str(a) for a in args], env={"NO_COLOR": "1", **(env or {})})
+
+
+def test_library_api(run_dir):
+    res = grokwatch.scan_folder(run_dir, workers=1, cache=False)
+    assert [c.step for c in res.checkpoints] == [10, 100, 1000]
+    assert {r.layer for r in res.records} == {"fc1.weight", "fc2.weight", "fc3.weight"}
+    assert all(r.phase for r in res.records)
+    assert res[0].alpha == res.records[0].alpha and len(res) == 9 and list(res) == res.records
+    # heavier fc2 tails give smaller alpha: t(1.5) < gaussian
+    fc2 = {r.step: r.alpha for r in res.records if r.layer == "fc2.weight"}
+    assert fc2[1000] < 2 < fc2[10]
+
+
+def test_workers_give_identical_results(run_dir):
+    one = grokwatch.scan_folder(run_dir, workers=1, cache=False)
+    two = grokwatch.scan_folder(run_dir, Settings(traps=False), workers=2, cache=False)
+    assert [r.to_dict() for r in one.records] == [r.to_dict() for r in two.records]
+
+
+def test_cache_hit_miss_invalidation_and_corruption(tmp_path):
+    d = write_run(tmp_path / "run", steps=(1, 2))
+    first = grokwatch.scan_folder(d, workers=1)
+    assert first.computed == 2 and (d / CACHE_NAME).exists()
+    again = grokwatch.scan_folder(d, workers=1)
+    assert again.computed == 0
+    assert [r.to_dict() for r in again.records] == [r.to_dict() for r in first.records]
+    write_run(d, steps=(3,), seed=5)  # one new checkpoint: only it is computed
+    assert grokwatch.scan_folder(d, workers=1).computed == 1
+    # a rewritten file (new size/mtime) is recomputed
+    save_file(mlp_weights(np.random.default_rng(9)), str(d / "step_00000001.safetensors"), metadata={"step": "1"})
+    os.utime(d / "step_00000001.safetensors", ns=(1, 1))
+    assert grokwatch.scan_folder(d, workers=1).computed == 1
+    # other settings are a miss
+    assert grokwatch.scan_folder(d, Settings(fit="peak"), workers=1).computed == 3
+    # a corrupt cache is rebuilt, never trusted
+    (d / CACHE_NAME).write_bytes(b"garbage" * 100)
+    res = grokwatch.scan_folder(d, workers=1)
+    assert res.computed == 3 and len(res.records) == 9
+    sqlite3.connect(d / CACHE_NAME).execute("SELECT count(*) FROM layers").fetchone()
+    # a tampered row count is a miss, not a short result
+    db = sqlite3.connect(d / CACHE_NAME)
+    db.execute("DELETE FROM layers WHERE rowid = (SELECT min(rowid) FROM layers)")
+    db.commit()
+    db.close()
+    assert grokwatch.scan_folder(d, workers=1).computed == 1
+
+
+def test_cli_table_json_csv_markdown(run_dir):
+    r = invoke("scan", run_dir, "--workers", 1, "--no-cache")
+    assert r.exit_code == 0, r.output
+    assert "fc2.weight" in r.output and "pre-grokking" in r.output or "grokking" in r.output
+    r = invoke("scan", run_dir, "-j", 1, "--format", "json")
+    recs = json.loads(r.stdout)
+    assert len(recs) == 9 and KEYS <= set(recs[0])
+    assert recs[0]["shape"] == [100, 200]
+    r = invoke("scan", run_dir, "-j", 1, "-f", "csv")
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert len(rows) == 9 and KEYS <= set(rows[0])
+    assert float(rows[0]["alpha"]) == pytest.approx(recs[0]["alpha"], rel=1e-15)
+    r = invoke("scan", run_dir, "-j", 1, "-f", "markdown")
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 2 + 3 and lines[1].startswith("|---")
+
+
+def test_cli_env_var_and_fit_option(run_dir):
+    r = invoke("scan", run_dir, "-j", 1, "--no-cache", env={"GROKWATCH_FORMAT": "json", "GROKWATCH_FIT": "peak"})
+    assert r.exit_code == 0
+    assert {x["fit"] for x in json.loads(r.stdout)} == {"peak"}
+
+
+def test_bad_files_exit_3_and_rest_is_printed(run_dir):
+    (run_dir / "step_00000005.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    good = run_dir / "step_00000001.safetensors"
+    data = (run_dir / "step_00000010.safetensors").read_bytes()
+    (run_dir / "step_00000002.safetensors").write_bytes(data[: len(data) // 2])  # truncated
+    torch.save({"fc.weight": torch.zeros(20, 20), "f": os.getcwd}, run_dir / "step_7.pt")  # unsafe global
+    (run_dir / "step_8.pt").write_bytes(b"PK\x03\x04 not a zip")
+    assert not good.exists()
+    r = invoke("scan", run_dir, "-j", 1, "--no-cache", "-f", "json")
+    assert r.exit_code == 3
+    assert len(json.loads(r.stdout)) == 9  # the three good checkpoints are all there
+    errs = [line for line in r.stderr.splitlines() if line]
+    assert len(errs) == 4 and all(line.startswith("grokwatch: error: ") for line in errs)
+    joined = "\n".join(errs)
+    assert "step_00000005.safetensors" in joined and "step_00000002.safetensors: truncated" in joined
+    assert "step_7.pt: unsafe pickle" in joined and "step_8.pt: unreadable" in joined
+    assert "Traceback" not in r.output
+
+
+def test_nan_layer_is_an_error_field_not_a_crash(tmp_path):
+    w = mlp_weights(np.random.default_rng(0))
+    w["fc2.weight"][3, 4] = np.nan
+    save_file(w, str(tmp_path / "step_1.safetensors"))
+    r = invoke("scan", tmp_path, "-j", 1, "--no-cache", "-f", "json")
+    assert r.exit_code == 0
+    recs = {x["layer"]: x for x in json.loads(r.stdout)}
+    assert "NaN" in recs["fc2.weight"]["error"] and recs["fc2.weight"]["alpha"] is None
+    assert recs["fc1.weight"]["alpha"] is not None
+    assert invoke("scan", tmp_path, "-j", 1, "--no-cache").exit_code == 0
+
+
+def test_missing_empty_and_usage(tmp_path):
+    r = invoke("scan", tmp_path / "nope")
+    assert r.exit_code == 4 and "no such file" in r.stderr
+    r = invoke("scan", tmp_path)
+    assert r.exit_code == 4 and "no checkpoints" in r.stderr
+    assert invoke("scan", tmp_path, "--fit", "bogus").exit_code == 2
+    assert invoke("scan", tmp_path, "--workers", 0).exit_code == 2
+    assert invoke("scan").exit_code == 2

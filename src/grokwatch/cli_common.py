@@ -131,8 +131,8 @@ def run_scan(directory: Path, settings, workers: int | None, cache: bool, cache_
     return result
 
 
-def emit(result, fmt: OutputFormat, title: str, show_traps: bool = False) -> None:
-    """Print records in the chosen format on stdout."""
+def emit(result, fmt: OutputFormat, title: str, show_traps: bool = False, per_layer: bool = False) -> None:
+    """Print records in the chosen format on stdout (table: one row per checkpoint, or per layer)."""
     from grokwatch import output
 
     if fmt == OutputFormat.json:
@@ -145,7 +145,10 @@ def emit(result, fmt: OutputFormat, title: str, show_traps: bool = False) -> Non
         con = stdout_console()
         if not result.records:
             return
-        con.print(output.rich_table(result.records, title=title, show_traps=show_traps))
+        if per_layer:
+            con.print(output.layer_table(result.records, title=title))
+        else:
+            con.print(output.rich_table(result.records, title=title, show_traps=show_traps))
 
 
 def finish(result) -> None:

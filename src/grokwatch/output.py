@@ -123,3 +123,37 @@ def rich_table(records: list[LayerRecord], title: str | None = None, show_traps:
                 styled.append(c)
         t.add_row(*styled)
     return t
+
+
+def layer_table(records: list[LayerRecord], title: str | None = None):
+    """One row per (checkpoint, layer) with the fit's evidence: the long view of `scan --per-layer`."""
+    from rich import box
+    from rich.table import Table
+
+    show_traps = any(r.n_traps is not None for r in records)
+    t = Table(title=title, box=box.SIMPLE_HEAD)
+    cols = ["step", "layer", "shape", "α", "σ", "xmin", "D", "n_tail", "λ_max", "stable rank", "entropy"]
+    if show_traps:
+        cols += ["traps", "λ+ (TW)"]
+    cols += ["phase"]
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("layer", "shape", "phase") else "right", no_wrap=True)
+    for r in records:
+        a = "err" if r.alpha is None else f"{r.alpha:.3f}"
+        a_style = "red" if r.alpha is not None and r.alpha < 2 else ("yellow" if r.alpha and r.alpha > 6 else "")
+        row = ["" if r.step is None else str(r.step), r.layer, "x".join(map(str, r.shape)),
+               f"[{a_style}]{a}[/]" if a_style else a, _fmt(r.sigma, 3), _g(r.xmin), _fmt(r.D, 3),
+               ("-" if r.n_tail is None else str(r.n_tail)) + ("?" if r.weak_fit else ""),
+               _g(r.lambda_max), _fmt(r.stable_rank, 1), _fmt(r.entropy, 3)]
+        if show_traps:
+            n = "-" if r.n_traps is None else str(r.n_traps)
+            row += [f"[bold red]{n}[/]" if r.n_traps else n, _fmt(r.threshold, 3)]
+        row.append(r.phase or "")
+        if r.error and r.alpha is None:
+            row[-1] = f"[red]{r.error}[/]"
+        t.add_row(*row)
+    return t
+
+
+def _g(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4g}"

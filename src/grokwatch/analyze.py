@@ -19,7 +19,7 @@ from grokwatch.checkpoints import Checkpoint, TensorReader, TensorRef, tensor_re
 from grokwatch.errors import CheckpointError
 from grokwatch.fit import fit_tail
 from grokwatch.records import LayerRecord
-from grokwatch.spectra import MIN_SIDE, analysable, esd, oriented_shape, spectrum_metrics
+from grokwatch.spectra import MIN_SIDE, NonFiniteError, analysable, esd, oriented_shape, spectrum_metrics
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,11 @@ def select(refs: list[TensorRef], settings: Settings) -> list[TensorRef]:
 def analyze_matrix(W: np.ndarray, settings: Settings, layer: str = "") -> dict:
     """All per-layer numbers for one weight tensor, as LayerRecord fields."""
     W = np.asarray(W)
-    if not np.isfinite(W).all():
-        bad = int((~np.isfinite(W)).sum())
-        return {"error": f"{bad} non-finite values (NaN/Inf) in weights"}
+    try:
+        evals = esd(W)
+    except NonFiniteError as e:
+        return {"error": str(e)}
     N, M = oriented_shape(W.shape)
-    evals = esd(W)
     out: dict = {"N": N, "M": M, "num_evals": int((evals > 1e-5).sum()), "fit": settings.fit}
     out.update(spectrum_metrics(evals))
     f = fit_tail(evals, settings.fit)
@@ -107,21 +107,23 @@ def analyze_checkpoint(ck: Checkpoint, settings: Settings) -> CheckpointResult:
     """Analyse every selected layer of one checkpoint; never raises for bad input."""
     try:
         refs = select(tensor_refs(ck), settings)
-        reader = TensorReader()
         train_acc, test_acc = _float_meta(ck.meta, "train_acc"), _float_meta(ck.meta, "test_acc")
-        records = []
-        for r in refs:
-            rec = LayerRecord(checkpoint=ck.rel, step=ck.step, layer=r.layer, shape=list(r.shape),
-                              train_acc=train_acc, test_acc=test_acc)
-            try:
-                vals = analyze_matrix(reader.read(r), settings, r.layer)
-            except CheckpointError:
-                raise
-            except (ValueError, np.linalg.LinAlgError) as e:
-                vals = {"error": f"analysis failed: {e}"}
-            for k, v in vals.items():
-                setattr(rec, k, v)
-            records.append(rec)
+        with TensorReader() as reader:
+            records = [_analyze_ref(ck, r, reader, settings, train_acc, test_acc) for r in refs]
         return CheckpointResult(ck.rel, ck.step, records)
     except CheckpointError as e:
         return CheckpointResult(ck.rel, ck.step, [], error=str(e))
+
+
+def _analyze_ref(ck: Checkpoint, r: TensorRef, reader: TensorReader, settings: Settings,
+                 train_acc: float | None, test_acc: float | None) -> LayerRecord:
+    rec = LayerRecord(checkpoint=ck.rel, step=ck.step, layer=r.layer, shape=list(r.shape),
+                      train_acc=train_acc, test_acc=test_acc)
+    try:
+        vals = analyze_matrix(reader.read(r), settings, r.layer)
+    except (ValueError, np.linalg.LinAlgError) as e:
+        vals = {"error": f"analysis failed: {e}"}
+    for k, v in vals.items():
+        setattr(rec, k, v)
+    return rec
+

@@ -191,7 +191,8 @@ def _read_meta(ck: Checkpoint) -> None:
 
 # ---------------------------------------------------------------- safetensors
 
-def _safetensors_header(path: Path) -> dict:
+def _safetensors_header(path: Path) -> tuple[dict, int]:
+    """(header JSON, byte offset where tensor data starts), validated against the file size."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read(8)
@@ -206,25 +207,25 @@ def _safetensors_header(path: Path) -> dict:
             fh.seek(0, 2)
             size = fh.tell()
         header = json.loads(head)
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        if isinstance(e, CheckpointError):
-            raise
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as e:
         raise CheckpointError(str(path), f"unreadable safetensors header ({e.__class__.__name__})") from None
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
     if 8 + n + end > size:
         raise CheckpointError(str(path), f"truncated: data ends at byte {8 + n + end}, file has {size}")
-    return header
+    return header, 8 + n
 
 
 def _safetensors_meta(path: Path) -> dict[str, str]:
-    return dict(_safetensors_header(path).get("__metadata__") or {})
+    return dict(_safetensors_header(path)[0].get("__metadata__") or {})
 
 
 _ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": "bf16"}
 
 
 def _safetensors_refs(path: Path) -> list[TensorRef]:
-    header = _safetensors_header(path)
+    header, _ = _safetensors_header(path)
     refs = []
     for k, v in header.items():
         if k == "__metadata__" or v.get("dtype") not in _ST_DTYPES:
@@ -233,16 +234,15 @@ def _safetensors_refs(path: Path) -> list[TensorRef]:
     return refs
 
 
-def _read_safetensors(path: str, key: str) -> np.ndarray:
-    """One tensor as numpy, read from its byte range (bf16 widened to float32)."""
-    header = _safetensors_header(Path(path))
+def _read_safetensors(fh, header: dict, data_start: int, key: str) -> np.ndarray:
+    """One tensor as numpy from its byte range of an open file (bf16 widened to float32)."""
     info = header[key]
-    n = int.from_bytes(open(path, "rb").read(8), "little")
     start, end = info["data_offsets"]
     dt = _ST_DTYPES[info["dtype"]]
-    with open(path, "rb") as fh:
-        fh.seek(8 + n + start)
-        buf = fh.read(end - start)
+    fh.seek(data_start + start)
+    buf = bytearray(end - start)
+    if fh.readinto(buf) != len(buf):
+        raise CheckpointError(fh.name, f"truncated while reading {key}")
     if dt == "bf16":
         arr = (np.frombuffer(buf, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
     else:
@@ -306,15 +306,20 @@ def tensor_refs(ck: Checkpoint) -> list[TensorRef]:
 
 
 class TensorReader:
-    """Reads tensors of one checkpoint file; caches a torch state dict across keys."""
+    """Reads the tensors of one checkpoint: each file opened and its header parsed once."""
 
     def __init__(self) -> None:
         self._torch: tuple[str, dict] | None = None
+        self._st: dict[str, tuple[object, dict, int]] = {}
 
     def read(self, ref: TensorRef) -> np.ndarray:
         if ref.file.endswith(".safetensors"):
             try:
-                return _read_safetensors(ref.file, ref.key)
+                if ref.file not in self._st:
+                    header, start = _safetensors_header(Path(ref.file))
+                    self._st[ref.file] = (open(ref.file, "rb"), header, start)
+                fh, header, start = self._st[ref.file]
+                return _read_safetensors(fh, header, start, ref.key)
             except CheckpointError:
                 raise
             except Exception as e:  # noqa: BLE001
@@ -323,3 +328,15 @@ class TensorReader:
             self._torch = (ref.file, read_torch_state(ref.file)[0])
         t = self._torch[1][ref.key]
         return t.detach().float().numpy() if str(t.dtype) == "torch.bfloat16" else t.detach().numpy()
+
+    def close(self) -> None:
+        for fh, _, _ in self._st.values():
+            fh.close()
+        self._st.clear()
+        self._torch = None
+
+    def __enter__(self) -> TensorReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

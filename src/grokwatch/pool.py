@@ -5,6 +5,7 @@ oversubscribes the cores; measured here, a 2-process SVD pool took 102 s
 uncapped and 7.8 s capped. Why spawn: fork after numpy/torch have started
 threads can deadlock. With one worker the work runs in this process (no
 start-up cost), under the same one-thread cap, so results are identical.
+A pool is only started when the work is worth its start-up (see `run`).
 """
 
 from __future__ import annotations
@@ -43,18 +44,37 @@ def _call(fn: Callable[..., R], item: Any, args: tuple) -> R:
     return fn(item, *args)
 
 
+POOL_START_S = 0.35  # measured: spawning 2 workers that import numpy costs ~0.3 s
+
+
 def run(fn: Callable[..., R], items: Iterable[T], args: tuple = (), workers: int = 1,
         on_done: Callable[[], None] | None = None) -> Iterator[tuple[int, R]]:
     """Yield (index, fn(item, *args)) as items finish; `on_done` ticks a progress bar.
 
     `fn` must be a module-level function (it is pickled by name for spawn workers).
+    The first item always runs here; a pool is started only when the rest of
+    the work, timed on that item, outweighs the pool's start-up, so rescanning
+    a few new checkpoints never pays ~0.3 s per worker for nothing.
     """
-    items = list(items)
-    if workers <= 1 or len(items) <= 1:
-        from threadpoolctl import threadpool_limits
+    import time
 
+    from threadpoolctl import threadpool_limits
+
+    items = list(items)
+    if not items:
+        return
+    with threadpool_limits(1):
+        t0 = time.perf_counter()
+        first = fn(items[0], *args)
+        per_item = time.perf_counter() - t0
+    if on_done:
+        on_done()
+    yield 0, first
+    rest = items[1:]
+    workers = min(workers, len(rest))
+    if workers <= 1 or per_item * len(rest) < 2 * POOL_START_S:
         with threadpool_limits(1):
-            for i, item in enumerate(items):
+            for i, item in enumerate(rest, start=1):
                 r = fn(item, *args)
                 if on_done:
                     on_done()
@@ -63,9 +83,8 @@ def run(fn: Callable[..., R], items: Iterable[T], args: tuple = (), workers: int
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=ctx,
-                             initializer=_init_worker) as ex:
-        futures = {ex.submit(_call, fn, item, args): i for i, item in enumerate(items)}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as ex:
+        futures = {ex.submit(_call, fn, item, args): i for i, item in enumerate(rest, start=1)}
         for fut in as_completed(futures):
             r = fut.result()
             if on_done:

@@ -1,0 +1,331 @@
+"""The training loop: in-memory batches, evaluation at checkpoint steps, atomic writes, exact resume.
+
+Why no DataLoader: MNIST-1k fits in a few MB, and collating 200 samples one by one per step
+costs more than the step itself; batches are gathered by index from tensors already on the
+device. Why a saved torch.Generator for the data order: resuming from its saved state (plus
+the current epoch's permutation and position) replays the very same batches, so a run that
+is stopped and resumed ends with the same weights as one that never stopped (on CPU).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from grokwatch.train.data import Dataset
+from grokwatch.train.models import build_model
+from grokwatch.train.schedule import TrainConfig
+
+STATE_NAME = "train_state.pt"  # the scanner skips this name
+METRICS_NAME = "metrics.jsonl"
+STATE_FORMAT = 1
+EVAL_CHUNK = 8192
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:08d}.safetensors"
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when present; asking for CUDA without one is an error, not a fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
+    return torch.device(name)
+
+
+class Trainer:
+    """Model, optimizer, data tensors and data-order state of one run."""
+
+    def __init__(self, config: TrainConfig, data: Dataset, device: torch.device):
+        self.config, self.data, self.device = config, data, device
+        self.dtype = torch.float64 if config.dtype == "float64" else torch.float32
+        torch.manual_seed(config.seed)
+        self.model = build_model(config, self.dtype).to(device)
+        cuda = device.type == "cuda"
+        # capturable: the optimizer's step counter lives on the GPU so the step can be graph-captured.
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.wd,
+                                           betas=(0.9, config.beta2), capturable=cuda)
+        self.gen = torch.Generator().manual_seed(config.seed + 1)  # data order only
+        fdt = self.dtype if config.task == "mnist" else None
+        self.x = torch.as_tensor(data.x_train, device=device, dtype=fdt)
+        self.y = torch.as_tensor(data.y_train, device=device)
+        self.x_test = torch.as_tensor(data.x_test, device=device, dtype=fdt)
+        self.y_test = torch.as_tensor(data.y_test, device=device)
+        self.mse = config.loss == "mse"
+        self.t = self._targets(self.y)
+        self.n = len(self.y)
+        bs = config.batch_size
+        self.batch = self.n if bs <= 0 or bs >= self.n else bs
+        self.perm = torch.empty(0, dtype=torch.long)
+        self.pos = self.n  # forces a fresh permutation on the first step
+        self.step = 0
+        self._graph = None
+        self._graph_failed = not cuda  # CUDA graphs only on CUDA; see _capture
+
+    def _targets(self, y: torch.Tensor) -> torch.Tensor:
+        if self.mse:  # one-hot targets, as in Omnigrok's MNIST experiments
+            return F.one_hot(y, self.data.n_classes).to(self.dtype)
+        return y
+
+    def _loss(self, out: torch.Tensor, t: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        if self.mse:
+            return F.mse_loss(out, t, reduction=reduction)
+        return F.cross_entropy(out, t, reduction=reduction)
+
+    def _next_indices(self) -> torch.Tensor | None:
+        """Indices of the next batch (None for full batch); a new permutation every epoch."""
+        if self.batch == self.n:
+            return None
+        if self.pos + self.batch > self.n:  # drop_last: every batch has the same size
+            self.perm = torch.randperm(self.n, generator=self.gen)
+            self._perm_dev = self.perm.to(self.device)
+            self.pos = 0
+        idx = self._perm_dev[self.pos : self.pos + self.batch]
+        self.pos += self.batch
+        return idx
+
+    def _eager_step(self, idx: torch.Tensor | None) -> None:
+        if idx is None:
+            xb, tb = self.x, self.t
+        else:
+            xb, tb = self.x.index_select(0, idx), self.t.index_select(0, idx)
+        loss = self._loss(self.model(xb), tb)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+    def train_steps(self, count: int, stop: Callable[[], bool] | None = None) -> int:
+        """Run up to `count` steps; returns how many ran (fewer if `stop()` turned true)."""
+        done = 0
+        while done < count:
+            if stop is not None and stop():
+                break
+            idx = self._next_indices()
+            if self._graph is None and not self._graph_failed and self.step >= 3:
+                self._capture(idx)
+            if self._graph is not None:
+                if idx is not None:
+                    self._static_idx.copy_(idx)
+                self._graph.replay()
+            else:
+                self._eager_step(idx)
+            self.step += 1
+            done += 1
+        return done
+
+    def _capture(self, idx: torch.Tensor | None) -> None:
+        """Capture one training step (forward, backward, AdamW) in a CUDA graph.
+
+        UNTESTED: written for CUDA but never run on a GPU in development. Any failure falls back
+        to eager steps with a warning. The three eager steps before capture are real training
+        steps (they also warm up cuBLAS and the allocator on a side stream's behalf).
+        """
+        try:
+            self._static_idx = None if idx is None else idx.clone()
+            self.optimizer.zero_grad(set_to_none=True)
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.stream(stream), torch.cuda.graph(graph):
+                if self._static_idx is None:
+                    xb, tb = self.x, self.t
+                else:
+                    xb, tb = self.x.index_select(0, self._static_idx), self.t.index_select(0, self._static_idx)
+                loss = self._loss(self.model(xb), tb)
+                loss.backward()
+                self.optimizer.step()
+            torch.cuda.current_stream().wait_stream(stream)
+            self._graph = graph
+        except Exception as e:  # pragma: no cover - needs a GPU
+            import warnings
+
+            warnings.warn(f"CUDA graph capture failed ({e}); training eagerly", stacklevel=2)
+            self._graph_failed = True
+            self._graph = None
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Loss and accuracy on the whole train and test sets (only at checkpoint steps)."""
+        result: dict[str, float] = {}
+        for name, x, y in (("train", self.x, self.y), ("test", self.x_test, self.y_test)):
+            total, correct = 0.0, 0
+            for i in range(0, len(y), EVAL_CHUNK):
+                out = self.model(x[i : i + EVAL_CHUNK])
+                yy = y[i : i + EVAL_CHUNK]
+                total += float(self._loss(out, self._targets(yy), reduction="sum"))
+                correct += int((out.argmax(1) == yy).sum())
+            denom = len(y) * (self.data.n_classes if self.mse else 1)
+            result[f"{name}_loss"] = total / max(denom, 1)
+            result[f"{name}_acc"] = correct / max(len(y), 1)
+        return result
+
+    # -- resume state ---------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Plain tensors, ints and strings only, so `torch.load(weights_only=True)` reads it."""
+        return {
+            "format": STATE_FORMAT,
+            "step": int(self.step),
+            "config": self.config.to_json(),
+            "data_fingerprint": self.data.fingerprint,
+            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": _to_cpu(self.optimizer.state_dict()),
+            "torch_rng": torch.get_rng_state(),
+            "data_gen": self.gen.get_state(),
+            "perm": self.perm.clone(),
+            "pos": int(self.pos),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        cuda = self.device.type == "cuda"
+        self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # device-dependent options follow this run, not the old one
+            group["capturable"] = cuda
+            group["fused"] = None
+            group["foreach"] = None
+        torch.set_rng_state(state["torch_rng"])
+        self.gen.set_state(state["data_gen"])
+        self.perm = state["perm"].clone()
+        self._perm_dev = self.perm.to(self.device)
+        self.pos = int(state["pos"])
+        self.step = int(state["step"])
+
+
+def _to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+# -- files ----------------------------------------------------------------------------------
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a hidden temp file in the same folder, fsync, then rename over `path`."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_checkpoint(out: Path, trainer: Trainer, metrics: dict[str, float]) -> Path:
+    """`step_XXXXXXXX.safetensors`: the weights under their module names plus str->str metadata."""
+    from safetensors.torch import save
+
+    cfg = trainer.config
+    tensors = {k: v.detach().cpu().contiguous() for k, v in trainer.model.state_dict().items()}
+    meta = {
+        "step": str(trainer.step),
+        **{k: repr(float(metrics[k])) for k in ("train_loss", "train_acc", "test_loss", "test_acc")},
+        "seed": str(cfg.seed),
+        "task": cfg.task,
+        "data": trainer.data.description,
+        "data_fingerprint": trainer.data.fingerprint,
+        "config": cfg.to_json(),
+        "producer": "grokwatch train",
+    }
+    path = out / checkpoint_name(trainer.step)
+    blob = save(tensors, metadata=meta)  # bytes, written with the usual umask (save_file uses 0600)
+    _atomic(path, lambda tmp: tmp.write_bytes(blob))
+    return path
+
+
+def write_state(out: Path, trainer: Trainer) -> None:
+    _atomic(out / STATE_NAME, lambda tmp: torch.save(trainer.state_dict(), tmp))
+
+
+def read_state(out: Path) -> dict | None:
+    path = out / STATE_NAME
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def write_metrics(out: Path, lines: list[str]) -> None:
+    text = "".join(line + "\n" for line in lines)
+    _atomic(out / METRICS_NAME, lambda tmp: tmp.write_text(text))
+
+
+def read_metrics(out: Path, upto_step: int) -> list[str]:
+    """Existing metric lines up to the resumed step (later ones belong to a lost future)."""
+    import json
+
+    path = out / METRICS_NAME
+    if not path.exists():
+        return []
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= upto_step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue
+    return kept
+
+
+class Interrupt:
+    """Turns the first Ctrl-C into a flag the loop checks between steps (a second one aborts).
+
+    Why not catch KeyboardInterrupt: it can land between backward() and optimizer.step(), leaving
+    a half-updated model; with the flag the checkpoint is always taken between whole steps.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old = None
+
+    def __enter__(self) -> Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+def time_steps(trainer: Trainer, seconds: float = 0.5, warmup: int = 3) -> float:
+    """Seconds per step from a short timing (used by --dry-run and the benchmark).
+
+    The median over several equal chunks, so a hiccup (another process on a shared machine,
+    a first-call initialization) does not dominate the estimate.
+    """
+    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
+    trainer.train_steps(warmup)
+    sync()
+    size, rates, t_start = 1, [], time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        trainer.train_steps(size)
+        sync()
+        dt = time.perf_counter() - t0
+        if dt < seconds / 10 and size < 4096:
+            size *= 2
+            continue
+        rates.append(dt / size)
+        if len(rates) >= 5 or time.perf_counter() - t_start > 2 * seconds:
+            return sorted(rates)[len(rates) // 2]

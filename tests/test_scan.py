@@ -39,7 +39,10 @@ def test_library_api(run_dir):
     assert fc2[1000] < 2 < fc2[10]
 
 
-def test_workers_give_identical_results(run_dir):
+def test_workers_give_identical_results(run_dir, monkeypatch):
+    import grokwatch.pool
+
+    monkeypatch.setattr(grokwatch.pool, "POOL_START_S", 0.0)  # force a real pool even for tiny work
     one = grokwatch.scan_folder(run_dir, workers=1, cache=False)
     two = grokwatch.scan_folder(run_dir, Settings(traps=False), workers=2, cache=False)
     assert [r.to_dict() for r in one.records] == [r.to_dict() for r in two.records]
@@ -88,6 +91,13 @@ def test_cli_table_json_csv_markdown(run_dir):
     r = invoke("scan", run_dir, "-j", 1, "-f", "markdown")
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 2 + 3 and lines[1].startswith("|---")
+
+
+def test_cli_per_layer_table(run_dir):
+    r = invoke("scan", run_dir, "-j", 1, "--no-cache", "--per-layer")
+    assert r.exit_code == 0
+    body = [line for line in r.stdout.splitlines() if "weight" in line]
+    assert len(body) == 9 and "n_tail" in r.stdout
 
 
 def test_cli_env_var_and_fit_option(run_dir):

@@ -117,6 +117,9 @@ def train(
     except ValueError as e:  # e.g. --device cuda without CUDA
         error_line(str(e))
         raise typer.Exit(errors.EXIT_USAGE) from None
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the training loop: no new checkpoint
+        error_line("interrupted")
+        raise typer.Exit(errors.EXIT_INTERRUPTED) from None
     if result.interrupted:
         raise typer.Exit(errors.EXIT_INTERRUPTED)
 

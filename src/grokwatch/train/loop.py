@@ -5,6 +5,10 @@ costs more than the step itself; batches are gathered by index from tensors alre
 device. Why a saved torch.Generator for the data order: resuming from its saved state (plus
 the current epoch's permutation and position) replays the very same batches, so a run that
 is stopped and resumed ends with the same weights as one that never stopped (on CPU).
+
+On CUDA the step (forward, backward, AdamW) is captured once in a CUDA graph and replayed,
+so a step costs a kernel-launch-free replay; that path is UNTESTED (no GPU in development)
+and falls back to eager steps if capture fails.
 """
 
 from __future__ import annotations
@@ -51,9 +55,13 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = build_model(config, self.dtype).to(device)
         cuda = device.type == "cuda"
-        # capturable: the optimizer's step counter lives on the GPU so the step can be graph-captured.
+        # CPU: the fused AdamW kernel (torch >= 2.4) takes 0.2 ms/step here against 0.6 ms for the
+        # default per-tensor loop, a third of the whole MNIST step. CUDA: capturable, so the
+        # optimizer's step counter lives on the GPU and the step can be graph-captured.
+        self.fused = not cuda and _fused_adamw_ok(self.dtype)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.wd,
-                                           betas=(0.9, config.beta2), capturable=cuda)
+                                           betas=(0.9, config.beta2), capturable=cuda,
+                                           fused=True if self.fused else None)
         self.gen = torch.Generator().manual_seed(config.seed + 1)  # data order only
         fdt = self.dtype if config.task == "mnist" else None
         self.x = torch.as_tensor(data.x_train, device=device, dtype=fdt)
@@ -70,6 +78,7 @@ class Trainer:
         self.step = 0
         self._graph = None
         self._graph_failed = not cuda  # CUDA graphs only on CUDA; see _capture
+        self._stream = torch.cuda.Stream() if cuda else None
 
     def _targets(self, y: torch.Tensor) -> torch.Tensor:
         if self.mse:  # one-hot targets, as in Omnigrok's MNIST experiments
@@ -116,6 +125,11 @@ class Trainer:
                 if idx is not None:
                     self._static_idx.copy_(idx)
                 self._graph.replay()
+            elif self._stream is not None:  # CUDA warm-up steps run on the stream the capture uses
+                self._stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(self._stream):
+                    self._eager_step(idx)
+                torch.cuda.current_stream().wait_stream(self._stream)
             else:
                 self._eager_step(idx)
             self.step += 1
@@ -132,7 +146,7 @@ class Trainer:
         try:
             self._static_idx = None if idx is None else idx.clone()
             self.optimizer.zero_grad(set_to_none=True)
-            stream = torch.cuda.Stream()
+            stream = self._stream
             stream.wait_stream(torch.cuda.current_stream())
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.stream(stream), torch.cuda.graph(graph):
@@ -190,14 +204,29 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         for group in self.optimizer.param_groups:  # device-dependent options follow this run, not the old one
             group["capturable"] = cuda
-            group["fused"] = None
+            group["fused"] = True if self.fused else None
             group["foreach"] = None
+            for param in group["params"]:  # capturable AdamW keeps its step counter on the GPU
+                st = self.optimizer.state.get(param, {})
+                if "step" in st:
+                    st["step"] = st["step"].to(param.device if cuda else "cpu", torch.float32)
         torch.set_rng_state(state["torch_rng"])
         self.gen.set_state(state["data_gen"])
         self.perm = state["perm"].clone()
         self._perm_dev = self.perm.to(self.device)
         self.pos = int(state["pos"])
         self.step = int(state["step"])
+
+
+def _fused_adamw_ok(dtype: torch.dtype) -> bool:
+    """Whether this torch has the fused CPU AdamW kernel for `dtype` (a one-step probe)."""
+    try:
+        p = torch.nn.Parameter(torch.zeros(2, dtype=dtype))
+        p.grad = torch.ones_like(p)
+        torch.optim.AdamW([p], fused=True).step()
+        return True
+    except (RuntimeError, ValueError, TypeError):
+        return False
 
 
 def _to_cpu(obj):

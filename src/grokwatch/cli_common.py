@@ -89,6 +89,14 @@ AlphaHighOpt = Annotated[float, typer.Option("--alpha-high", envvar="GROKWATCH_A
                                              help="Phase rule: a trusted alpha above this means pre-grokking.")]
 TrapMinOpt = Annotated[int, typer.Option("--trap-min", envvar="GROKWATCH_TRAP_MIN",
                                          help="Phase rule: this many traps in one layer mean anti-grokking.")]
+class PreRule(str, Enum):
+    any = "any"
+    all = "all"
+
+
+PreRuleOpt = Annotated[PreRule, typer.Option("--pre-rule", envvar="GROKWATCH_PRE_RULE",
+                                         help="Phase rule: pre-grokking when 'any' or 'all' trusted layers have "
+                                         "alpha above --alpha-high.")]
 MinEvalsOpt = Annotated[int, typer.Option("--min-evals", help="Phase rule: ignore layers with fewer "
                                           "eigenvalues (below 20 the fit is WeightWatcher's small-N fit).")]
 

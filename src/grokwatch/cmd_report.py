@@ -19,6 +19,8 @@ from grokwatch.cli_common import (
     ExcludeOpt,
     LayersOpt,
     MinEvalsOpt,
+    PreRule,
+    PreRuleOpt,
     ReplicasOpt,
     SeedOpt,
     TrapMinOpt,
@@ -86,6 +88,7 @@ def report(
     alpha_high: AlphaHighOpt = 6.0,
     trap_min: TrapMinOpt = 2,
     min_evals: MinEvalsOpt = 20,
+    pre_rule: PreRuleOpt = PreRule.any,
 ) -> None:
     """Summarize a run: phase timeline, early warning, accuracy agreement; HTML/Markdown; CI gate.
 
@@ -108,7 +111,8 @@ def report(
 
     settings = Settings(fit=fit.value, traps=traps, seed=seed, replicas=replicas,
                         layers=tuple(layers or ()), exclude=tuple(exclude or ()))
-    rules = PhaseRules(alpha_low=alpha_low, alpha_high=alpha_high, trap_min=trap_min, min_evals=min_evals)
+    rules = PhaseRules(alpha_low=alpha_low, alpha_high=alpha_high, trap_min=trap_min, min_evals=min_evals,
+                       pre_rule=pre_rule.value)
     result = run_scan(directory, settings, workers, cache, cache_path, rules)
     rep = build_report(result, rules, acc_drop=acc_drop)
 

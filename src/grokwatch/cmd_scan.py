@@ -18,6 +18,8 @@ from grokwatch.cli_common import (
     LayersOpt,
     MinEvalsOpt,
     OutputFormat,
+    PreRule,
+    PreRuleOpt,
     ReplicasOpt,
     SeedOpt,
     TrapMinOpt,
@@ -57,6 +59,7 @@ def scan(
     alpha_high: AlphaHighOpt = 6.0,
     trap_min: TrapMinOpt = 2,
     min_evals: MinEvalsOpt = 20,
+    pre_rule: PreRuleOpt = PreRule.any,
 ) -> None:
     """Fit the power-law exponent alpha of every layer's ESD in every checkpoint.
 
@@ -70,7 +73,8 @@ def scan(
 
     settings = Settings(fit=fit.value, traps=traps, seed=seed, replicas=replicas,
                         layers=tuple(layers or ()), exclude=tuple(exclude or ()))
-    rules = PhaseRules(alpha_low=alpha_low, alpha_high=alpha_high, trap_min=trap_min, min_evals=min_evals)
+    rules = PhaseRules(alpha_low=alpha_low, alpha_high=alpha_high, trap_min=trap_min, min_evals=min_evals,
+                       pre_rule=pre_rule.value)
     result = run_scan(directory, settings, workers, cache, cache_path, rules)
     emit(result, fmt, title=f"grokwatch scan {directory} (fit={fit.value})", show_traps=traps,
          per_layer=per_layer)

@@ -2,11 +2,13 @@
 
 Spectral rule (thresholds are options; defaults from Prakash & Martin and
 DESIGN.md): anti-grokking if any layer has a trusted alpha below `alpha_low`
-or at least `trap_min` correlation traps; else pre-grokking if any layer has
-a trusted alpha above `alpha_high`; else grokking. A fit is trusted when its
+or at least `trap_min` correlation traps; else pre-grokking if any layer (or,
+with pre_rule="all", every trusted layer) has a trusted alpha above
+`alpha_high`; else grokking. A fit is trusted when its
 tail has >= 10 eigenvalues and the layer has >= `min_evals` eigenvalues (below
 20 WeightWatcher itself switches to a small-N fit): a weak fit must not flip a
-label. Every label carries the evidence that decided it.
+label, and layers below `min_evals` eigenvalues vote neither with alpha nor
+with traps. Every label carries the evidence that decided it.
 
 The default `trap_min` is 2 because single traps appear mid-grokking on real
 runs (a drifting element mean) and in the paper's own grokking phase (0-1).
@@ -28,25 +30,32 @@ class PhaseRules:
     alpha_high: float = 6.0
     trap_min: int = 2
     min_evals: int = 20
+    pre_rule: str = "any"  # pre-grokking when "any" / "all" trusted layers have alpha > alpha_high
 
 
-def _trusted(r: LayerRecord, rules: PhaseRules) -> bool:
-    return r.error is None and r.alpha is not None and not r.weak_fit and r.M >= rules.min_evals
+def big_enough(r: LayerRecord, rules: PhaseRules) -> bool:
+    """Layers with fewer than `min_evals` eigenvalues (e.g. a 10-class output layer) carry no vote."""
+    return r.error is None and r.M >= rules.min_evals
+
+
+def trusted(r: LayerRecord, rules: PhaseRules) -> bool:
+    """A fit that may decide a label: a big-enough layer and a tail of >= 10 eigenvalues."""
+    return big_enough(r, rules) and r.alpha is not None and not r.weak_fit
 
 
 def label_checkpoint(layers: list[LayerRecord], rules: PhaseRules = PhaseRules()) -> tuple[str, str]:
     """(phase, reason) for one checkpoint's layer records."""
-    trusted = [r for r in layers if _trusted(r, rules)]
-    low = [r for r in trusted if r.alpha < rules.alpha_low]
-    trapped = [r for r in layers if r.n_traps is not None and r.n_traps >= rules.trap_min]
+    good = [r for r in layers if trusted(r, rules)]
+    low = [r for r in good if r.alpha < rules.alpha_low]
+    trapped = [r for r in layers if big_enough(r, rules) and r.n_traps is not None and r.n_traps >= rules.trap_min]
     if low or trapped:
         why = [f"{r.layer} alpha={r.alpha:.2f} < {rules.alpha_low:g}" for r in low]
         why += [f"{r.layer} {r.n_traps} traps >= {rules.trap_min}" for r in trapped]
         return ANTI, "; ".join(why)
-    if not trusted:
+    if not good:
         return UNKNOWN, f"no layer with a trusted fit (n_tail >= 10, >= {rules.min_evals} eigenvalues)"
-    high = [r for r in trusted if r.alpha > rules.alpha_high]
-    if high:
+    high = [r for r in good if r.alpha > rules.alpha_high]
+    if high and (rules.pre_rule == "any" or len(high) == len(good)):
         return PRE, "; ".join(f"{r.layer} alpha={r.alpha:.2f} > {rules.alpha_high:g}" for r in high)
     return GROK, f"all trusted layers {rules.alpha_low:g} <= alpha <= {rules.alpha_high:g}"
 

@@ -58,12 +58,12 @@ def _esd_panel(ax, evals: np.ndarray, alpha: float | None, xmin: float | None) -
     ax.hist(ev, bins=bins, density=True, color="#4c72b0", alpha=0.65, label="ESD")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    if hi / lo < 30:  # under ~1.5 decades: label 1-2-5 ticks instead of crowded minor labels
-        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels ("2x10^1 3x10^1 ...") overlap
+    if hi / lo < 30:  # under ~1.5 decades: label 1-2-5 ticks so the axis still has numbers
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
     if alpha is not None and xmin is not None and alpha > 1 and xmin > 0:
         frac = float(np.count_nonzero(ev >= xmin)) / len(ev)
         x = np.geomspace(xmin, hi, 100)
@@ -120,8 +120,10 @@ def _figure(evals, traps: TrapResult, alpha, xmin, title: str):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 4.2), dpi=100, layout="constrained")
+    fig = Figure(figsize=(11, 4.2), dpi=100)
     FigureCanvasAgg(fig)
+    # Fixed margins instead of constrained layout: ~3x faster per figure, same look.
+    fig.subplots_adjust(left=0.065, right=0.985, bottom=0.13, top=0.83 if title else 0.9, wspace=0.2)
     ax1, ax2 = fig.subplots(1, 2)
     _esd_panel(ax1, evals, alpha, xmin)
     _shuffled_panel(ax2, traps)

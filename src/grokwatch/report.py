@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grokwatch.phases import ANTI, GROK, PRE, UNKNOWN, PhaseRules, accuracy_phases
+from grokwatch.phases import ANTI, GROK, PRE, UNKNOWN, PhaseRules, accuracy_phases, trusted
 from grokwatch.records import LayerRecord
 
 LEVELS = ("none", "trap", "anti-grokking")  # --fail-on levels, lowest first
@@ -142,13 +142,9 @@ def step_range(a: int | None, b: int | None) -> str:
     return f"{a:,}" if a == b else f"{a:,} – {b:,}"
 
 
-def _trusted(r: LayerRecord, rules: PhaseRules) -> bool:
-    return r.error is None and r.alpha is not None and not r.weak_fit and r.M >= rules.min_evals
-
-
 def _warning(records: list[LayerRecord], rules: PhaseRules) -> str | None:
     why = [f"{r.layer} alpha={r.alpha:.2f} < {rules.alpha_low:g}" for r in records
-           if _trusted(r, rules) and r.alpha < rules.alpha_low]
+           if trusted(r, rules) and r.alpha < rules.alpha_low]
     why += [f"{r.layer} {r.n_traps} trap{'s' if r.n_traps != 1 else ''}" for r in records
             if r.n_traps is not None and r.n_traps > 0]
     return "; ".join(why) or None

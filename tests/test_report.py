@@ -279,3 +279,15 @@ def test_exit_4_no_checkpoints(tmp_path):
 def test_unwritable_output_is_usage_error(runs, tmp_path):
     r = invoke(runs["clean"], "--markdown", tmp_path / "no" / "such" / "dir" / "x.md")
     assert r.exit_code == 2 and "cannot write" in r.stderr
+
+
+def test_markdown_to_stdout(tmp_path):
+    from typer.testing import CliRunner
+
+    from grokwatch.cli import app
+
+    fixtures = __import__("pathlib").Path(__file__).resolve().parent.parent / "fixtures" / "mini_run"
+    r = CliRunner().invoke(app, ["report", str(fixtures), "-j", "1", "--no-cache", "--markdown", "-"],
+                           env={"NO_COLOR": "1", "GITHUB_STEP_SUMMARY": "", "GITHUB_ACTIONS": ""})
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("### grokwatch report") and "phase timeline" not in r.stdout

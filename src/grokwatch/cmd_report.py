@@ -64,7 +64,7 @@ def report(
                                               "(no JavaScript, no external URLs, plots inline).",
                                               show_default=False, dir_okay=False)] = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Write a compact Markdown summary to this "
-                                                  "file. When GITHUB_STEP_SUMMARY is set, the summary is also "
+                                                   "file ('-' for stdout). When GITHUB_STEP_SUMMARY is set, the summary is also "
                                                   "appended to it.", show_default=False, dir_okay=False)] = None,
     fail_on: Annotated[FailOn, typer.Option("--fail-on", envvar="GROKWATCH_FAIL_ON", help=(
         "Exit 1 when a checkpoint is at or above this level: trap = any correlation trap or anti-grokking; "
@@ -116,7 +116,9 @@ def report(
     result = run_scan(directory, settings, workers, cache, cache_path, rules)
     rep = build_report(result, rules, acc_drop=acc_drop)
 
-    render_terminal(rep, stdout_console())
+    md_stdout = markdown is not None and str(markdown) == "-"
+    if not md_stdout:  # `--markdown -` keeps stdout for the Markdown alone
+        render_terminal(rep, stdout_console())
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for line in annotations(rep):
             print(line, flush=True)
@@ -127,7 +129,9 @@ def report(
 
             write_atomic(html, build_html(rep, result))
         md = to_markdown(rep) if (markdown is not None or os.environ.get("GITHUB_STEP_SUMMARY")) else None
-        if markdown is not None:
+        if md_stdout:
+            sys.stdout.write(md)
+        elif markdown is not None:
             write_atomic(markdown, md)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:

@@ -39,25 +39,6 @@ class FailOn(str, Enum):
     anti = "anti-grokking"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and os.replace, so readers never see half a file."""
-    import tempfile
-
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def report(
     directory: DirArg,
     html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report to this file "
@@ -106,6 +87,7 @@ def report(
     """
     from grokwatch import errors
     from grokwatch.analyze import Settings
+    from grokwatch.atomic import write_atomic
     from grokwatch.phases import PhaseRules
     from grokwatch.report import annotations, build_report, render_terminal, to_markdown
 

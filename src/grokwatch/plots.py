@@ -162,5 +162,7 @@ def save_layer_figure(path: str | Path, evals: np.ndarray, traps: TrapResult, *,
     fmt = path.suffix.lower().lstrip(".") or "svg"
     data = layer_figure(evals, traps, alpha=alpha, xmin=xmin, title=title, fmt=fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    from grokwatch.atomic import write_atomic
+
+    write_atomic(path, data)
     return path

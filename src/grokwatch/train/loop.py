@@ -13,7 +13,6 @@ and falls back to eager steps if capture fails.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from grokwatch.atomic import write_atomic
 from grokwatch.train.data import Dataset
 from grokwatch.train.models import build_model
 from grokwatch.train.schedule import TrainConfig
@@ -240,19 +240,6 @@ def _to_cpu(obj):
 
 
 # -- files ----------------------------------------------------------------------------------
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a hidden temp file in the same folder, fsync, then rename over `path`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_checkpoint(out: Path, trainer: Trainer, metrics: dict[str, float]) -> Path:
     """`step_XXXXXXXX.safetensors`: the weights under their module names plus str->str metadata."""
     from safetensors.torch import save
@@ -271,12 +258,16 @@ def write_checkpoint(out: Path, trainer: Trainer, metrics: dict[str, float]) -> 
     }
     path = out / checkpoint_name(trainer.step)
     blob = save(tensors, metadata=meta)  # bytes, written with the usual umask (save_file uses 0600)
-    _atomic(path, lambda tmp: tmp.write_bytes(blob))
+    write_atomic(path, blob)
     return path
 
 
 def write_state(out: Path, trainer: Trainer) -> None:
-    _atomic(out / STATE_NAME, lambda tmp: torch.save(trainer.state_dict(), tmp))
+    import io
+
+    buf = io.BytesIO()
+    torch.save(trainer.state_dict(), buf)
+    write_atomic(out / STATE_NAME, buf.getvalue())
 
 
 def read_state(out: Path) -> dict | None:
@@ -288,7 +279,7 @@ def read_state(out: Path) -> dict | None:
 
 def write_metrics(out: Path, lines: list[str]) -> None:
     text = "".join(line + "\n" for line in lines)
-    _atomic(out / METRICS_NAME, lambda tmp: tmp.write_text(text))
+    write_atomic(out / METRICS_NAME, text)
 
 
 def read_metrics(out: Path, upto_step: int) -> list[str]:

@@ -48,6 +48,24 @@ def test_workers_give_identical_results(run_dir, monkeypatch):
     assert [r.to_dict() for r in one.records] == [r.to_dict() for r in two.records]
 
 
+def test_pool_is_kept_between_scans_and_results_match(tmp_path, monkeypatch):
+    import grokwatch.pool as pool
+
+    d = write_run(tmp_path / "run", steps=tuple(range(1, 12)))
+    monkeypatch.setattr(pool, "POOL_START_S", 0.0)
+    pool.shutdown()
+    try:
+        a = grokwatch.scan_folder(d, workers=2, cache=False)
+        ex = pool._pool[1]
+        b = grokwatch.scan_folder(d, workers=2, cache=False)
+        assert pool._pool[1] is ex  # warm pool reused, no second start-up
+        c = grokwatch.scan_folder(d, workers=1, cache=False)
+        assert [r.to_dict() for r in a] == [r.to_dict() for r in b] == [r.to_dict() for r in c]
+    finally:
+        pool.shutdown()
+    assert pool._pool is None
+
+
 def test_cache_hit_miss_invalidation_and_corruption(tmp_path):
     d = write_run(tmp_path / "run", steps=(1, 2))
     first = grokwatch.scan_folder(d, workers=1)

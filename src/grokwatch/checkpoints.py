@@ -9,7 +9,9 @@ folders. Steps come from metadata first, then from the name.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,7 +194,20 @@ def _read_meta(ck: Checkpoint) -> None:
 # ---------------------------------------------------------------- safetensors
 
 def _safetensors_header(path: Path) -> tuple[dict, int]:
-    """(header JSON, byte offset where tensor data starts), validated against the file size."""
+    """(header JSON, byte offset where tensor data starts), validated against the file size.
+
+    Parsed once per file version: discovery, tensor listing and reading all ask for it.
+    The returned dict is shared; callers must not modify it.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise CheckpointError(str(path), f"cannot open ({e.strerror})") from None
+    return _parse_header(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_header(path: str, size: int, mtime_ns: int) -> tuple[dict, int]:
     try:
         with open(path, "rb") as fh:
             raw = fh.read(8)

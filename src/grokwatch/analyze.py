@@ -86,6 +86,25 @@ def analyze_matrix(W: np.ndarray, settings: Settings, layer: str = "") -> dict:
     return out
 
 
+def layer_spectra(ck: Checkpoint, layers: list[str], settings: Settings):
+    """Yield (layer, eigenvalues, TrapResult) for the named layers of one checkpoint, in file order.
+
+    What figures need beyond the cached numbers: the weights are re-read and the
+    shuffle redone with the same per-layer seed, so a figure shows exactly the
+    traps that were counted. Layers not in the file are skipped.
+    """
+    from grokwatch.traps import find_traps
+
+    wanted = set(layers)
+    with TensorReader() as reader:
+        for ref in tensor_refs(ck):
+            if ref.layer not in wanted:
+                continue
+            W = reader.read(ref)
+            yield ref.layer, esd(W), find_traps(W, seed=layer_seed(settings.seed, ref.layer),
+                                                 replicas=settings.replicas)
+
+
 def _float_meta(meta: dict, key: str) -> float | None:
     try:
         return float(meta[key])

@@ -108,13 +108,9 @@ def plot_name(checkpoint: str, layer: str, ext: str) -> str:
 
 def write_plots(result, out_dir: Path, all_layers: bool, ext: str) -> tuple[int, list[str]]:
     """One figure per trapped layer (or every analysed layer); returns (written, error lines)."""
-    from grokwatch.analyze import layer_seed
-    from grokwatch.checkpoints import TensorReader, tensor_refs
+    from grokwatch.analyze import layer_spectra
     from grokwatch.plots import save_layer_figure
-    from grokwatch.spectra import esd
-    from grokwatch.traps import find_traps
 
-    settings = result.settings
     wanted: dict[str, dict[str, object]] = {}
     for r in result.records:
         if r.error is not None or r.n_traps is None:
@@ -128,18 +124,11 @@ def write_plots(result, out_dir: Path, all_layers: bool, ext: str) -> tuple[int,
         if ck is None:
             continue
         try:
-            refs = {ref.layer: ref for ref in tensor_refs(ck)}
-            reader = TensorReader()
-            for layer, rec in recs.items():
-                ref = refs.get(layer)
-                if ref is None:
-                    problems.append(f"{rel}: layer {layer} not found when plotting")
-                    continue
-                W = reader.read(ref)
-                tr = find_traps(W, seed=layer_seed(settings.seed, layer), replicas=settings.replicas)
+            for layer, evals, tr in layer_spectra(ck, list(recs), result.settings):
+                rec = recs[layer]
                 step = "" if rec.step is None else f" @ step {rec.step}"
                 title = f"{layer}{step} ({rel})  N×M = {tr.N}×{tr.M}"
-                save_layer_figure(out_dir / plot_name(rel, layer, ext), esd(W), tr,
+                save_layer_figure(out_dir / plot_name(rel, layer, ext), evals, tr,
                                   alpha=rec.alpha, xmin=rec.xmin, title=title)
                 written += 1
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the other figures

@@ -194,11 +194,8 @@ def esd_figures(rep, result, picks: list[tuple[str, object]]) -> list[tuple[str,
     Re-reads the weights of those checkpoints only; a layer that fails is
     skipped with a note in place of its figure.
     """
-    from grokwatch.analyze import layer_seed, select
-    from grokwatch.checkpoints import TensorReader, tensor_refs
+    from grokwatch.analyze import layer_spectra
     from grokwatch.plots import layer_svg
-    from grokwatch.spectra import esd
-    from grokwatch.traps import find_traps
 
     by_rel = {ck.rel: ck for ck in result.checkpoints}
     out = []
@@ -209,14 +206,12 @@ def esd_figures(rep, result, picks: list[tuple[str, object]]) -> list[tuple[str,
             continue
         recs = {r.layer: r for r in view.records}
         try:
-            refs = [r for r in select(tensor_refs(ck), rep.settings) if r.layer in recs][:MAX_ESD_LAYERS]
-            reader = TensorReader()
-            for m, ref in enumerate(refs):
-                rec = recs[ref.layer]
-                W = np.asarray(reader.read(ref), dtype=np.float64)
-                t = find_traps(W, seed=layer_seed(rep.settings.seed, ref.layer), replicas=rep.settings.replicas)
-                svg = layer_svg(esd(W), t, alpha=rec.alpha, xmin=rec.xmin, title=f"{ref.layer} @ {view.label}")
-                figs.append((ref.layer, uniquify_ids(svg, f"e{n}-{m}-")))
+            # view.records are the selected, analysed layers of this checkpoint, in file order
+            layers = [r.layer for r in view.records][:MAX_ESD_LAYERS]
+            for m, (layer, evals, t) in enumerate(layer_spectra(ck, layers, rep.settings)):
+                rec = recs[layer]
+                svg = layer_svg(evals, t, alpha=rec.alpha, xmin=rec.xmin, title=f"{layer} @ {view.label}")
+                figs.append((layer, uniquify_ids(svg, f"e{n}-{m}-")))
         except Exception as e:  # noqa: BLE001 - a figure must never sink the report
             figs.append(("error", f"<p class=note>ESD plots unavailable: {type(e).__name__}: {e}</p>"))
         out.append((why, view, figs))

@@ -45,10 +45,6 @@ def warn_line(message: str) -> None:
     print(f"grokwatch: warning: {message}", file=sys.stderr, flush=True)
 
 
-def exit_with(code: int) -> None:
-    raise typer.Exit(code)
-
-
 def no_checkpoints(message: str) -> None:
     error_line(message)
     raise typer.Exit(errors.EXIT_NO_CHECKPOINTS)

@@ -27,10 +27,6 @@ class ScanResult:
     errors: list[str] = field(default_factory=list)  # one line per bad file: "path: reason"
     computed: int = 0  # checkpoints analysed now (the rest came from the cache)
 
-    @property
-    def steps(self) -> list[int | None]:
-        return [c.step for c in self.checkpoints]
-
     # A ScanResult reads like the list of its records (for notebooks: `for r in scan_folder(d)`).
     def __iter__(self):
         return iter(self.records)

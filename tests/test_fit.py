@@ -56,6 +56,31 @@ def test_matches_naive_weightwatcher_loop(shape, tail):
     assert f.sigma == pytest.approx((f.alpha - 1) / np.sqrt(n))
 
 
+@pytest.mark.parametrize("shape", [(784, 200), (300, 60), (120, 40)])
+def test_uncached_row_blocks_match_naive_loop(shape, monkeypatch):
+    """Big ESDs skip the cached bound grid and work in row blocks: same numbers."""
+    import grokwatch.fit as fit
+
+    monkeypatch.setattr(fit, "GRID_CACHE_MAX", 0)
+    monkeypatch.setattr(fit, "BLOCK", 97)  # several uneven blocks
+    ev = esd(np.random.default_rng(7).standard_t(2.5, size=shape))
+    a, xmin, D, n = naive_ww_fit(ev)
+    f = ww_fit(ev)
+    assert (f.alpha, f.xmin, f.n_tail) == (pytest.approx(a, abs=1e-9), xmin, n)
+    assert f.D == pytest.approx(D, abs=1e-9)
+
+
+def test_small_n_ties_and_flat_spectra():
+    """Small-N rule on repeated values: no crash, the naive loop's choice (or a clean failure)."""
+    for x in (np.full(12, 3.0), np.array([1.0] * 6 + [2.0] * 6), np.linspace(1, 2, 9)):
+        f = ww_fit(x)
+        ref = naive_ww_fit(x)
+        if f.ok:
+            assert f.n_tail == ref[3] and f.D == pytest.approx(ref[2], abs=1e-9)
+        else:
+            assert ref[2] == 1.0
+
+
 def test_matches_weightwatcher_package():
     ww_powerlaw = pytest.importorskip("weightwatcher.WW_powerlaw")
     import contextlib

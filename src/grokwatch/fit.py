@@ -16,6 +16,7 @@ points, then the minimum D); we copy that too, so results carry over.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,48 +49,93 @@ class PowerLawFit:
 FAILED = PowerLawFit(None, None, None, None, None)
 
 
-def _ks_rows(x_log: np.ndarray, sel: np.ndarray, alphas: np.ndarray, n: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """max_k |1 - (x_j/x_i)^(1-alpha_i) - (j-i)/n_i| over the columns `cols` (j >= i), per row i in `sel`."""
-    diff = x_log[None, cols] - x_log[sel, None]
-    k = cols[None, :] - sel[:, None]
-    dev = np.abs(1.0 - np.exp((1.0 - alphas)[:, None] * diff) - k / n[:, None])
-    dev[k < 0] = 0.0
-    return dev.max(axis=1)
+def _tail_grid(N: int, rows: np.ndarray, n: np.ndarray, K: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points i + k of each candidate's tail (k = 0, stride, ... < K) and 1 - k/n_i there.
+
+    Laid out (k, candidate) so the maximum runs down axis 0 (a vectorized
+    elementwise max; along a short axis 1 it is 3x slower). Offsets past the
+    end of a tail repeat its last point, so they never change the maximum.
+    """
+    k = np.arange(0, K, stride)[:, None]
+    pos = np.minimum(k + rows, N - 1)
+    one_minus_kn = np.minimum(k, n - 1.0)
+    one_minus_kn /= n
+    np.subtract(1.0, one_minus_kn, out=one_minus_kn)
+    return pos, one_minus_kn
+
+
+@functools.lru_cache(maxsize=16)
+def _full_grid(N: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """`_tail_grid` for every candidate of an N-point ESD; the layers of a run share N, so it is cached."""
+    rows = np.arange(N - 1)
+    pos, omk = _tail_grid(N, rows, (N - rows).astype(np.float64), N, stride)
+    pos.setflags(write=False)
+    omk.setflags(write=False)
+    return pos, omk
+
+
+def _ks_max(logx: np.ndarray, pos: np.ndarray, rows: np.ndarray, alphas: np.ndarray,
+            one_minus_kn: np.ndarray) -> np.ndarray:
+    """max_k |1 - (x_{i+k}/x_i)^(1 - alpha_i) - k/n_i| over the grid's points, per candidate i."""
+    w = logx[pos]
+    w -= logx[rows]
+    w *= 1.0 - alphas
+    np.exp(w, out=w)
+    np.subtract(one_minus_kn, w, out=w)
+    np.abs(w, out=w)
+    return w.max(axis=0)
+
+
+GRID_CACHE_MAX = 250_000  # cache the bound grid up to this many points (~4 MB)
+BLOCK = 1_000_000  # points per block when it is not cached
+
+
+def _bounds(logx: np.ndarray, idx: np.ndarray, alphas: np.ndarray, n: np.ndarray, stride: int) -> np.ndarray:
+    """KS deviations on every `stride`-th tail point: exact D for stride 1, a lower bound otherwise."""
+    N = len(logx)
+    C = -(-N // stride)
+    if len(idx) == N - 1 and C * (N - 1) <= GRID_CACHE_MAX:
+        pos, omk = _full_grid(N, stride)
+        return _ks_max(logx, pos, idx, alphas, omk)
+    out = np.empty(len(idx))
+    step = max(1, BLOCK // C)
+    for s in range(0, len(idx), step):
+        b = slice(s, s + step)
+        pos, omk = _tail_grid(N, idx[b], n[b], N, stride)
+        out[b] = _ks_max(logx, pos, idx[b], alphas[b], omk)
+    return out
 
 
 def _candidate_stats(logx: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """alpha_i for every candidate index and D_i where it can matter.
 
     D_i is exact for the winner and for every candidate that could tie it. The
-    rest keep a lower bound (the same deviations on every 8th point): a
+    rest keep a lower bound (the same deviations on every 8th tail point): a
     candidate whose bound already exceeds the best exact D cannot win, so the
-    minimum and its index equal those of the full O(N^2) computation.
+    minimum and its index equal those of the full O(N^2) computation. Exact
+    rows only span the longest tail among them, usually a fraction of N.
     """
     N = len(logx)
     suffix = np.cumsum(logx[::-1])[::-1]  # suffix[i] = sum_{j>=i} ln x_j
     n = (N - idx).astype(np.float64)
     alphas = 1.0 + n / (suffix[idx] - n * logx[idx])
     good = alphas > 1  # WeightWatcher leaves D = 1 where alpha <= 1
-    bound = np.ones(len(idx))
     stride = 8 if N > 64 else 1
-    cols = np.arange(0, N, stride)
-    g = np.nonzero(good)[0]
-    for pos in range(0, len(g), 4096):
-        b = g[pos:pos + 4096]
-        bound[b] = _ks_rows(logx, idx[b], alphas[b], n[b], cols)
+    bound = _bounds(logx, idx, alphas, n, stride)
+    bound[~good] = 1.0
     if stride == 1:
         return alphas, bound
-    exact = np.zeros(len(idx), dtype=bool)
-    exact[~good] = True
+    exact = ~good
     Ds = bound.copy()
     best = np.inf
-    allcols = np.arange(N)
     while True:
         todo = np.nonzero(~exact & (bound <= best))[0]
         if len(todo) == 0:
             return alphas, Ds
         todo = todo[np.argsort(bound[todo], kind="stable")[:32]]
-        Ds[todo] = _ks_rows(logx, idx[todo], alphas[todo], n[todo], allcols)
+        rows, nt = idx[todo], n[todo]
+        pos, omk = _tail_grid(N, rows, nt, int(nt.max()), 1)
+        Ds[todo] = _ks_max(logx, pos, rows, alphas[todo], omk)
         exact[todo] = True
         best = min(best, float(Ds[todo].min()))
 
@@ -109,36 +155,31 @@ def _fit_standard(x: np.ndarray, candidates: np.ndarray, method: str) -> PowerLa
 
 
 def _fit_small_n(x: np.ndarray) -> PowerLawFit:
-    """WeightWatcher's `fit_powerlaw_smallN` for fewer than 20 eigenvalues."""
+    """WeightWatcher's `fit_powerlaw_smallN` for fewer than 20 eigenvalues, vectorized."""
     N = len(x)
     logx = np.log(x)
-    alphas = np.zeros(N - 1)
-    Ds = np.ones(N - 1)
-    Js = np.full(N - 1, np.inf)
-    for i in range(N - 1):
-        n = N - i
-        if n < SMALL_N_KMIN:
-            continue
-        s = logx[i:].sum() - n * logx[i]
-        if s <= 1e-12:
-            continue
-        a = 1.0 + (n - 1.0) / s
-        alphas[i] = a
-        if a <= 1.0:
-            continue
-        cdf = 1.0 - (x[i:] / x[i]) ** (1.0 - a)
-        Ds[i] = np.max(np.abs(np.arange(n) / n - cdf))
-        Js[i] = Ds[i] - 0.868 / np.sqrt(n)
-    if not np.isfinite(Js).any():  # no admissible tail: WeightWatcher fits all data
-        s = logx.sum() - N * logx[0]
-        if s <= 1e-12:
+    i = np.arange(N - 1)
+    n = (N - i).astype(np.float64)
+    s = np.cumsum(logx[::-1])[::-1][i] - n * logx[i]
+    admissible = (n >= SMALL_N_KMIN) & (s > 1e-12)
+    alphas = np.where(admissible, 1.0 + (n - 1.0) / s, 0.0)
+    ok = admissible & (alphas > 1.0)
+    k = np.arange(N)[:, None]
+    pos = np.minimum(k + i, N - 1)  # past a tail's end: its last point again (no effect on the max)
+    cdf = 1.0 - (x[pos] / x[i]) ** (1.0 - alphas)
+    dev = np.abs(np.minimum(k, n - 1.0) / n - cdf).max(axis=0)
+    Ds = np.where(ok, dev, 1.0)
+    if not ok.any():  # no admissible tail: WeightWatcher fits all data
+        s0 = logx.sum() - N * logx[0]
+        if s0 <= 1e-12:
             return FAILED
-        alphas[0] = 1.0 + (N - 1.0) / s
+        alphas[0] = 1.0 + (N - 1.0) / s0
         Ds[0] = np.max(np.abs(np.arange(N) / N - (1.0 - (x / x[0]) ** (1.0 - alphas[0]))))
-    # WWFit.__init__ overrides the J-based choice of fit_powerlaw_smallN with argmin(D).
-    i = int(np.argmin(Ds))
-    n_tail = N - i
-    return PowerLawFit(float(alphas[i]), float(x[i]), float(Ds[i]), n_tail, (alphas[i] - 1) / np.sqrt(n_tail), "ww")
+    # fit_powerlaw_smallN picks by J = D - 0.868/sqrt(n); WWFit.__init__ then
+    # overrides that choice with argmin(D), which is what WeightWatcher reports.
+    j = int(np.argmin(Ds))
+    n_tail = N - j
+    return PowerLawFit(float(alphas[j]), float(x[j]), float(Ds[j]), n_tail, (alphas[j] - 1) / np.sqrt(n_tail), "ww")
 
 
 def nonzero_sorted(evals: np.ndarray) -> np.ndarray:

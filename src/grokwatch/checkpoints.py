@@ -255,13 +255,13 @@ def _read_safetensors(fh, header: dict, data_start: int, key: str) -> np.ndarray
     start, end = info["data_offsets"]
     dt = _ST_DTYPES[info["dtype"]]
     fh.seek(data_start + start)
-    buf = bytearray(end - start)
-    if fh.readinto(buf) != len(buf):
+    raw = np.empty(end - start, dtype=np.uint8)  # not bytearray: that zero-fills first
+    if fh.readinto(raw) != len(raw):
         raise CheckpointError(fh.name, f"truncated while reading {key}")
     if dt == "bf16":
-        arr = (np.frombuffer(buf, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+        arr = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
     else:
-        arr = np.frombuffer(buf, dtype=np.dtype(dt).newbyteorder("<"))
+        arr = raw.view(np.dtype(dt).newbyteorder("<"))
     return arr.reshape(info["shape"])
 
 

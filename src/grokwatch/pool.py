@@ -45,8 +45,8 @@ def _call_many(fn: Callable[..., R], items: list, args: tuple) -> list[R]:
     return [fn(item, *args) for item in items]
 
 
-CHUNK = 4  # items per task: amortises the ~0.1-0.2 ms round trip of a pool task
-
+CHUNK = 4  # most items per task: amortises the ~0.1-0.2 ms round trip of a pool task
+AHEAD = 2  # tasks queued per worker, so a worker never waits for the parent to hand out more
 
 POOL_START_S = 0.35  # measured: spawning 2 workers that import numpy costs ~0.3 s
 
@@ -77,19 +77,30 @@ def shutdown() -> None:
         _pool = None
 
 
+def _chunk(remaining: int, processes: int) -> int:
+    """Guided chunk size: big while much is left, single items near the end.
+
+    Work queued to a worker cannot be taken back, so whoever finishes first
+    waits for it; shrinking chunks keep that wait to about one item.
+    """
+    return max(1, min(CHUNK, remaining // (4 * processes)))
+
+
 def run(fn: Callable[..., R], items: Iterable[T], args: tuple = (), workers: int = 1,
         on_done: Callable[[], None] | None = None) -> Iterator[tuple[int, R]]:
     """Yield (index, fn(item, *args)) as items finish; `on_done` ticks a progress bar.
 
     `fn` must be a module-level function (it is pickled by name for spawn workers).
-    The first item always runs here; a new pool is started only when the rest
-    of the work, timed on that item, outweighs the pool's start-up, so
-    rescanning a few new checkpoints never pays ~0.3 s per worker for nothing.
-    The parent is one of the `workers`: it spawns workers-1 processes and,
-    while they boot and run, takes still-queued items from the tail of the
-    list itself (a future it can cancel is one no worker has taken).
+    The parent is one of the `workers`: it spawns workers-1 processes and feeds
+    them chunks from the front of the list, AHEAD tasks each, while it takes
+    items one at a time from the back itself, so no core idles while a worker
+    boots or at the end. Unless a pool is already running, the first item runs
+    here first and a pool is started only when the rest of the work, timed on
+    that item, outweighs its start-up: rescanning a few new checkpoints never
+    pays ~0.3 s per worker for nothing.
     """
     import time
+    from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
     from threadpoolctl import threadpool_limits
@@ -97,54 +108,49 @@ def run(fn: Callable[..., R], items: Iterable[T], args: tuple = (), workers: int
     items = list(items)
     if not items:
         return
+
+    def here(i: int) -> tuple[int, R]:
+        r = fn(items[i], *args)
+        if on_done:
+            on_done()
+        return i, r
+
+    lo, hi = 0, len(items)  # items[lo:hi] are not yet handed out
     with threadpool_limits(1):
-        t0 = time.perf_counter()
-        first = fn(items[0], *args)
-        per_item = time.perf_counter() - t0
-    if on_done:
-        on_done()
-    yield 0, first
-    rest = items[1:]
-    warm = _pool is not None and _pool[0] == workers - 1
-    if not rest or workers <= 1 or (not warm and per_item * len(rest) < 2 * POOL_START_S):
-        with threadpool_limits(1):
-            for i, item in enumerate(rest, start=1):
-                r = fn(item, *args)
-                if on_done:
-                    on_done()
-                yield i, r
-        return
-    ex = _executor(workers - 1)
-    chunks = [list(range(i, min(i + CHUNK, len(rest)))) for i in range(0, len(rest), CHUNK)]
-    futures: list = []
-    try:
-        with threadpool_limits(1):
-            futures = [ex.submit(_call_many, fn, [rest[i] for i in c], args) for c in chunks]
-            pending = set(range(len(futures)))
-
-            def harvest(block: bool):
-                ready = [j for j in sorted(pending) if block or futures[j].done()]
-                for j in ready:
-                    results = futures[j].result()
-                    pending.discard(j)
-                    for i, r in zip(chunks[j], results, strict=True):
+        warm = workers > 1 and _pool is not None and _pool[0] == workers - 1
+        if not warm:
+            t0 = time.perf_counter()
+            yield here(0)
+            lo = 1
+            per_item = time.perf_counter() - t0
+            if workers <= 1 or per_item * (hi - lo) < 2 * POOL_START_S:
+                while lo < hi:
+                    yield here(lo)
+                    lo += 1
+                return
+        ex = _executor(workers - 1)
+        inflight: dict = {}  # future -> item indices
+        try:
+            while lo < hi or inflight:
+                while lo < hi and len(inflight) < AHEAD * (workers - 1):
+                    c = _chunk(hi - lo, workers)
+                    f = ex.submit(_call_many, fn, items[lo:lo + c], args)
+                    inflight[f] = range(lo, lo + c)
+                    lo += c
+                if lo < hi:
+                    hi -= 1
+                    yield here(hi)
+                    done = [f for f in inflight if f.done()]
+                else:
+                    done = wait(inflight, return_when=FIRST_COMPLETED).done
+                for f in done:
+                    for i, r in zip(inflight.pop(f), f.result(), strict=True):
                         if on_done:
                             on_done()
-                        yield i + 1, r
-
-            for j in reversed(range(len(futures))):
-                if j in pending and futures[j].cancel():
-                    pending.discard(j)
-                    for i in chunks[j]:
-                        r = fn(rest[i], *args)
-                        if on_done:
-                            on_done()
-                        yield i + 1, r
-                yield from harvest(block=False)
-            yield from harvest(block=True)
-    except BrokenProcessPool:
-        shutdown()  # a worker died (e.g. out of memory): next call starts afresh
-        raise
-    finally:
-        for f in futures:
-            f.cancel()  # a consumer that stops early must not leave work queued
+                        yield i, r
+        except BrokenProcessPool:
+            shutdown()  # a worker died (e.g. out of memory): next call starts afresh
+            raise
+        finally:
+            for f in inflight:
+                f.cancel()  # a consumer that stops early must not leave work queued

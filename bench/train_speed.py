@@ -9,12 +9,14 @@ median is reported, so background load on a shared machine hits both sides alike
 Also reports the effect of torch.set_flush_denormal(True) on a late-training step when
 `--denormal-from RUN_DIR` points at a finished run folder (uses its train_state.pt).
 
-Where the time goes (2-core Xeon, 1 thread, float32): the five matmuls of a step run at
-~85 GFLOP/s, near one core's FMA peak, and cost ~1.1 ms; fused AdamW 0.2-0.5 ms (memory
-bound); the DataLoader's per-sample collate adds ~0.9 ms. So the ratio is bounded by about
-(1.6 + 0.9) / 1.6 on one thread and rises with --threads 2 on an idle machine, where the
-matmuls split across cores but the collate does not. On a busy machine use --threads 1:
-two OpenMP threads competing with other processes measured 30-250 ms/step.
+Where the time goes (2-core Xeon, 1 thread, float32, measured 2026-11-25): the five matmuls of a
+step take ~1.26 ms (near one core's FMA peak), the fused AdamW kernel ~0.13 ms (called directly:
+torch.optim's per-call Python bookkeeping cost another ~0.1 ms), ReLU/MSE/bias sums ~0.1 ms;
+the DataLoader's per-sample collate adds ~1.1 ms. `grokwatch train` flushes subnormal floats
+(--flush-denormal, on by default); the textbook baseline keeps torch's default, and a third row
+gives the baseline with flushing too, so the data path's own share is visible. On a busy
+machine use --threads 1: two OpenMP threads competing with other processes measured
+30-250 ms/step.
 """
 
 from __future__ import annotations
@@ -32,14 +34,21 @@ from grokwatch.train.loop import Trainer, read_state
 from grokwatch.train.models import build_model
 
 
-def ours(trainer: Trainer, steps: int) -> float:
-    t0 = time.perf_counter()
-    trainer.train_steps(steps)
-    return (time.perf_counter() - t0) * 1000 / steps
+def ours(trainer: Trainer, steps: int, flush: bool | None = None) -> float:
+    """`grokwatch train`'s loop as it runs: with the config's flush_denormal unless told otherwise."""
+    torch.set_flush_denormal(trainer.config.flush_denormal if flush is None else flush)
+    try:
+        t0 = time.perf_counter()
+        trainer.train_steps(steps)
+        return (time.perf_counter() - t0) * 1000 / steps
+    finally:
+        torch.set_flush_denormal(False)
 
 
-def dataloader_loop(cfg: TrainConfig, trainer: Trainer, steps: int) -> float:
-    """The textbook loop: DataLoader over a TensorDataset, a fresh iterator every epoch."""
+def dataloader_loop(cfg: TrainConfig, trainer: Trainer, steps: int, flush: bool = False) -> float:
+    """The textbook loop: DataLoader over a TensorDataset, a fresh iterator every epoch (and
+    torch's default of keeping subnormal floats, unless `flush`)."""
+    torch.set_flush_denormal(flush)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, trainer.dtype)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.wd, betas=(0.9, cfg.beta2))
@@ -55,6 +64,7 @@ def dataloader_loop(cfg: TrainConfig, trainer: Trainer, steps: int) -> float:
             done += 1
             if done == steps:
                 break
+    torch.set_flush_denormal(False)
     return (time.perf_counter() - t0) * 1000 / steps
 
 
@@ -98,14 +108,19 @@ def main() -> None:
           f"batch {trainer.batch} of {trainer.n}, {args.steps} steps x {args.rounds} rounds")
     trainer.train_steps(20)
     dataloader_loop(cfg, trainer, 20)  # warm both paths
-    a, b = [], []
+    a, b, bf = [], [], []
     for _ in range(args.rounds):
         a.append(ours(trainer, args.steps))
         b.append(dataloader_loop(cfg, trainer, args.steps))
-    ma, mb = statistics.median(a), statistics.median(b)
-    print(f"grokwatch loop   {ma:.3f} ms/step  (rounds: {', '.join(f'{x:.3f}' for x in a)})")
-    print(f"DataLoader loop  {mb:.3f} ms/step  (rounds: {', '.join(f'{x:.3f}' for x in b)})")
+        bf.append(dataloader_loop(cfg, trainer, args.steps, flush=True))
+    ma, mb, mbf = statistics.median(a), statistics.median(b), statistics.median(bf)
+    rounds = lambda xs: ", ".join(f"{x:.3f}" for x in xs)  # noqa: E731
+    print(f"grokwatch loop   {ma:.3f} ms/step  (rounds: {rounds(a)}; flush_denormal "
+          f"{'on' if cfg.flush_denormal else 'off'}, as `grokwatch train` runs)")
+    print(f"DataLoader loop  {mb:.3f} ms/step  (rounds: {rounds(b)}; torch defaults)")
     print(f"speedup          {mb / ma:.2f}x")
+    print(f"DataLoader loop with flush_denormal too: {mbf:.3f} ms/step (rounds: {rounds(bf)}); "
+          f"speedup {mbf / ma:.2f}x: the data path alone")
     if args.denormal_from:
         denormal_effect(args.denormal_from, args.steps)
 

@@ -119,6 +119,32 @@ def test_exact_resume(tmp_path, extra):
     assert again.step == 47 and again.checkpoints == []
 
 
+@pytest.mark.parametrize("extra", [dict(task="mnist", wd=0.01), SMALL_MODADD], ids=["mnist-wd", "modadd"])
+def test_direct_fused_adamw_is_bitwise_torchs(extra, monkeypatch):
+    """The loop's direct fused-AdamW call == torch.optim's step, bit for bit, weights and state."""
+    from grokwatch.train import loop
+    from grokwatch.train.data import load_dataset
+
+    cfg = TrainConfig(steps=60, **extra).resolved()
+    data = load_dataset(cfg)
+    plain, direct = (loop.Trainer(cfg, data, torch.device("cpu")) for _ in range(2))
+    if not direct.fused:
+        pytest.skip("this torch has no fused CPU AdamW")
+    plain._direct_adamw = False
+    calls = []
+    real = loop._fused_adamw_step
+    monkeypatch.setattr(loop, "_fused_adamw_step", lambda opt: calls.append(1) or real(opt))
+    plain.train_steps(60)
+    direct.train_steps(60)
+    assert len(calls) == 60  # every step asked; the first one falls back (no state yet)
+    for (k, p), q in zip(plain.model.state_dict().items(), direct.model.state_dict().values(), strict=True):
+        assert torch.equal(p, q), k
+    sp, sd = plain.optimizer.state_dict()["state"], direct.optimizer.state_dict()["state"]
+    for i in sp:
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(sp[i][key], sd[i][key]), (i, key)
+
+
 def test_mismatched_config_refused(tmp_path):
     out = tmp_path / "run"
     assert run_cli("--task", "modadd", "--p", "23", "--width", "64", "--embed-dim", "32", "--steps", "5",

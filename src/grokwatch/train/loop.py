@@ -62,6 +62,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.wd,
                                            betas=(0.9, config.beta2), capturable=cuda,
                                            fused=True if self.fused else None)
+        self._direct_adamw = self.fused  # see _fused_adamw_step
         self.gen = torch.Generator().manual_seed(config.seed + 1)  # data order only
         fdt = self.dtype if config.task == "mnist" else None
         self.x = torch.as_tensor(data.x_train, device=device, dtype=fdt)
@@ -110,7 +111,8 @@ class Trainer:
         loss = self._loss(self.model(xb), tb)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        self.optimizer.step()
+        if not (self._direct_adamw and _fused_adamw_step(self.optimizer)):
+            self.optimizer.step()
 
     def train_steps(self, count: int, stop: Callable[[], bool] | None = None) -> int:
         """Run up to `count` steps; returns how many ran (fewer if `stop()` turned true)."""
@@ -216,6 +218,38 @@ class Trainer:
         self._perm_dev = self.perm.to(self.device)
         self.pos = int(state["pos"])
         self.step = int(state["step"])
+
+
+def _fused_adamw_step(opt: torch.optim.Optimizer) -> bool:
+    """One AdamW step as the very kernel call torch.optim makes for fused=True, minus its
+    per-call Python bookkeeping (~0.1 ms of a ~1.8 ms MNIST step on one CPU thread).
+
+    Bitwise identical to `opt.step()` (tests compare hundreds of steps, with and without
+    weight decay); state lives in `opt.state` as usual, so state_dict and resume see no
+    difference. Returns False, having done nothing, whenever the plain path is needed:
+    the first step (state not created yet), anything but one plain fused group, or a torch
+    without the kernel.
+    """
+    if len(opt.param_groups) != 1:
+        return False
+    g = opt.param_groups[0]
+    if (not g.get("fused") or g.get("amsgrad") or g.get("maximize") or g.get("capturable")
+            or g.get("differentiable") or not isinstance(g["lr"], float)):
+        return False
+    params = [p for p in g["params"] if p.grad is not None]
+    states = [opt.state.get(p) for p in params]
+    if not params or any(not st or "exp_avg" not in st for st in states):
+        return False
+    kernel = getattr(torch, "_fused_adamw_", None)
+    if kernel is None:
+        return False
+    steps = [st["step"] for st in states]
+    torch._foreach_add_(steps, 1)
+    kernel(params, [p.grad for p in params], [st["exp_avg"] for st in states],
+           [st["exp_avg_sq"] for st in states], [], steps, lr=g["lr"], beta1=g["betas"][0],
+           beta2=g["betas"][1], weight_decay=g["weight_decay"], eps=g["eps"], amsgrad=False,
+           maximize=False, grad_scale=None, found_inf=None)
+    return True
 
 
 def _fused_adamw_ok(dtype: torch.dtype) -> bool:

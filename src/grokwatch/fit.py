@@ -7,9 +7,10 @@ x_min; for each, the continuous MLE
 and the Kolmogorov-Smirnov distance
     D_i = max_k |1 - (lambda_{i+k} / lambda_i)^(1 - alpha_i) - k / n_i|;
 the fit is the candidate with the smallest D. WeightWatcher loops over the
-candidates in Python; here the sums are cumulative and the KS distances are
-computed in row blocks of the upper triangle, giving the same numbers (to
-rounding) many times faster. With fewer than 20 eigenvalues WeightWatcher
+candidates in Python; here the sums are cumulative, every candidate's KS
+distance is first bounded from below on every 8th point of its tail, and only
+the candidates that could still win get their exact distance: the same minimum
+and index as the full O(N^2) computation, many times faster. With fewer than 20 eigenvalues WeightWatcher
 switches to a small-N rule (bias-corrected alpha (n-1)/..., tails of at least 8
 points, then the minimum D); we copy that too, so results carry over.
 """

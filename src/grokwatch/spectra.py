@@ -73,11 +73,11 @@ def gram_eigenvalues(W: np.ndarray) -> np.ndarray:
     SVD of W; values agree with svd(W)**2 to ~1e-14 relative to lambda_max.
     """
     W = np.asarray(W)
-    if W.shape[0] < W.shape[1]:
-        W = W.T
     A = _buffer("A", W.shape)
-    np.copyto(A, W)  # float32/16 -> float64, exact
-    G = np.matmul(A.T, A, out=_buffer("G", (W.shape[1], W.shape[1])))  # numpy uses BLAS syrk here
+    np.copyto(A, W)  # float32/16 -> float64, exact; cast before orienting: a straight, not a transposing, copy
+    if A.shape[0] < A.shape[1]:
+        A = A.T
+    G = np.matmul(A.T, A, out=_buffer("G", (A.shape[1], A.shape[1])))  # numpy uses BLAS syrk here
     # Any NaN/Inf element makes its column's squared norm on the diagonal non-finite:
     # checking the trace is ~20x cheaper than np.isfinite on every element.
     if not np.isfinite(G.trace()):

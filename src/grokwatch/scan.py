@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grokwatch.analyze import CheckpointResult, Settings, analyze_checkpoint
+from grokwatch.analyze import CheckpointResult, Settings, analyze_checkpoints
 from grokwatch.checkpoints import Checkpoint, discover
 from grokwatch.errors import NoCheckpointsError
 from grokwatch.phases import PhaseRules, label_records
@@ -85,7 +85,7 @@ def scan_folder(root: str | Path, settings: Settings | None = None, *, workers: 
             todo.append(i)
     tick = progress(len(todo)) if progress else None
     nworkers = workers if workers is not None else default_workers()
-    for j, res in run(analyze_checkpoint, [checkpoints[i] for i in todo], (settings,), nworkers, tick):
+    for j, res in run(analyze_checkpoints, [checkpoints[i] for i in todo], (settings,), nworkers, tick):
         i = todo[j]
         results[i] = res
         if store is not None and idents.get(i):

@@ -164,3 +164,18 @@ def test_conv_weights_pool_kernel_slices():
 def test_too_few_eigenvalues_fails_cleanly():
     assert not ww_fit(np.array([1.0])).ok
     assert not ww_fit(np.zeros(30)).ok
+
+
+def test_analyze_matrix_one_layer():
+    """The notebook entry point: same alpha as the fit on the ESD; traps when asked; NaN -> error field."""
+    import grokwatch
+    from grokwatch.analyze import Settings
+
+    W = np.random.default_rng(11).standard_t(3, size=(300, 120))
+    out = grokwatch.analyze_matrix(W)
+    f = ww_fit(esd(W))
+    assert (out["alpha"], out["n_tail"], out["N"], out["M"]) == (f.alpha, f.n_tail, 300, 120)
+    assert out.get("n_traps") is None
+    assert grokwatch.analyze_matrix(W, Settings(traps=True), "x")["n_traps"] >= 0
+    W[3, 4] = np.nan
+    assert "non-finite" in grokwatch.analyze_matrix(W)["error"]

@@ -6,6 +6,7 @@ Library use (the CLI is a thin layer over this):
     result = grokwatch.scan_folder("runs/mnist")   # ScanResult: .records, .errors, .checkpoints
     for rec in result:                               # iterates over its LayerRecords
         print(rec.step, rec.layer, rec.alpha, rec.phase)
+    grokwatch.analyze_matrix(W)                      # every number for one weight matrix (numpy or torch)
 
 Attributes are imported lazily so `grokwatch --help` does not pay for numpy.
 """
@@ -18,6 +19,7 @@ _LAZY = {
     "scan_folder": "grokwatch.scan",
     "ScanResult": "grokwatch.scan",
     "Settings": "grokwatch.analyze",
+    "analyze_matrix": "grokwatch.analyze",
     "LayerRecord": "grokwatch.records",
     "ww_fit": "grokwatch.fit",
     "fit_tail": "grokwatch.fit",

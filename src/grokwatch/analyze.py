@@ -60,8 +60,11 @@ def select(refs: list[TensorRef], settings: Settings) -> list[TensorRef]:
     return out
 
 
-def analyze_matrix(W: np.ndarray, settings: Settings, layer: str = "") -> dict:
-    """All per-layer numbers for one weight tensor, as LayerRecord fields."""
+def analyze_matrix(W: np.ndarray, settings: Settings | None = None, layer: str = "") -> dict:
+    """All per-layer numbers for one weight tensor, as LayerRecord fields (a notebook's entry point;
+    scans split the same work into `matrix_spectrum` and `spectrum_fields`)."""
+    settings = settings or Settings()
+    W = W.detach().cpu().double().numpy() if hasattr(W, "detach") else W  # torch tensor, any float dtype
     out, evals = matrix_spectrum(W, settings, layer)
     if evals is not None:
         out.update(spectrum_fields(evals, settings))

@@ -197,39 +197,26 @@ def timed_scan(folder: Path, settings, workers: int, repeat: int) -> dict:
     }
 
 
-FRESH_J1 = r"""
-import json, sys, time
-from pathlib import Path
-import numpy as np
-from safetensors.numpy import load_file
-from threadpoolctl import threadpool_limits
-from grokwatch.analyze import Settings
-from grokwatch.scan import scan_folder
-folder, rep = Path(sys.argv[1]), int(sys.argv[2])
-ws = [[v for k, v in load_file(str(p)).items() if k.endswith(".weight")] for p in sorted(folder.glob("*.safetensors"))]
-floor = scan = float("inf")
-with threadpool_limits(1):
-    for _ in range(rep):
-        t0 = time.perf_counter()
-        for layer in ws:
-            for W in layer:
-                A = W.astype(np.float64)
-                A = A.T if A.shape[0] < A.shape[1] else A
-                np.linalg.eigvalsh(A.T @ A)
-        floor = min(floor, time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        scan_folder(folder, Settings(), workers=1, cache=False)
-        scan = min(scan, time.perf_counter() - t0)
-print(json.dumps({"floor_s": floor, "j1_s": scan}))
-"""
-
-
 def fresh_process_j1(folder: Path, repeat: int) -> dict:
     """Floor and -j1 timed in a new interpreter that has imported only what `grokwatch scan` imports:
-    the heap of this process (every checkpoint loaded, WeightWatcher later) is not what a CLI run sees."""
-    out = subprocess.run([sys.executable, "-c", FRESH_J1, str(folder), str(repeat)], capture_output=True,
-                         text=True, check=True)
+    the heap of this process (every checkpoint loaded, WeightWatcher later) is not what a CLI run sees.
+    Runs this script again with --fresh-j1."""
+    out = subprocess.run([sys.executable, __file__, "--fresh-j1", str(folder), "--repeat", str(repeat)],
+                         capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
+
+
+def _fresh_j1(folder: Path, repeat: int) -> int:
+    """The child side of `fresh_process_j1`: interleaved rounds of the floor and a -j1 scan."""
+    from grokwatch.analyze import Settings
+
+    weights = load_weights(sorted(folder.glob("*.safetensors")))
+    floor, scan = float("inf"), float("inf")
+    for _ in range(repeat):
+        floor = min(floor, floor_seconds(weights, 1)[0])
+        scan = min(scan, timed_scan(folder, Settings(), 1, 1)["steady_s"])
+    print(json.dumps({"floor_s": floor, "j1_s": scan}))
+    return 0
 
 
 def best_scan(old: dict | None, new: dict) -> dict:
@@ -499,7 +486,10 @@ def main(argv: list[str] | None = None) -> int:
         "library defaults, which collapse under load on a shared 2-core machine)",
     )
     ap.add_argument("--no-profile", action="store_true", help="skip the breakdown and cProfile")
+    ap.add_argument("--fresh-j1", type=Path, help=argparse.SUPPRESS)  # child of fresh_process_j1
     a = ap.parse_args(argv)
+    if a.fresh_j1:
+        return _fresh_j1(a.fresh_j1, a.repeat)
     if a.quick:
         a.checkpoints, a.repeat = 40, 2
     n, rep = a.checkpoints, a.repeat

@@ -179,3 +179,17 @@ def test_analyze_matrix_one_layer():
     assert grokwatch.analyze_matrix(W, Settings(traps=True), "x")["n_traps"] >= 0
     W[3, 4] = np.nan
     assert "non-finite" in grokwatch.analyze_matrix(W)["error"]
+
+
+def test_fit_fields_are_plain_floats_and_csv_cells_are_numbers():
+    """numpy scalars leaked into records once: CSV printed sigma as `np.float64(1.5)`."""
+    from grokwatch.output import to_csv
+    from grokwatch.records import LayerRecord
+
+    rng = np.random.default_rng(2)
+    for W in (rng.standard_t(3, size=(300, 120)), rng.standard_t(3, size=(200, 12))):  # standard, small-N
+        f = ww_fit(esd(W))
+        assert all(type(v) is float for v in (f.alpha, f.xmin, f.D, f.sigma))
+    rec = LayerRecord(checkpoint="c", step=1, layer="l", shape=[2, 2], sigma=np.float64(1.5))
+    row = to_csv([rec]).splitlines()[1].split(",")
+    assert "1.5" in row and not any("np." in c for c in row)

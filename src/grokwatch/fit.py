@@ -152,7 +152,7 @@ def _fit_standard(x: np.ndarray, candidates: np.ndarray, method: str) -> PowerLa
     if not np.isfinite(alpha):
         return FAILED
     n_tail = N - i
-    return PowerLawFit(alpha, float(x[i]), float(Ds[best]), n_tail, (alpha - 1) / np.sqrt(n_tail), method)
+    return PowerLawFit(alpha, float(x[i]), float(Ds[best]), n_tail, float((alpha - 1) / np.sqrt(n_tail)), method)
 
 
 def _fit_small_n(x: np.ndarray) -> PowerLawFit:
@@ -180,7 +180,7 @@ def _fit_small_n(x: np.ndarray) -> PowerLawFit:
     # overrides that choice with argmin(D), which is what WeightWatcher reports.
     j = int(np.argmin(Ds))
     n_tail = N - j
-    return PowerLawFit(float(alphas[j]), float(x[j]), float(Ds[j]), n_tail, (alphas[j] - 1) / np.sqrt(n_tail), "ww")
+    return PowerLawFit(float(alphas[j]), float(x[j]), float(Ds[j]), n_tail, float((alphas[j] - 1) / np.sqrt(n_tail)), "ww")
 
 
 def nonzero_sorted(evals: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ def to_csv(records: Iterable[LayerRecord], columns: list[str] = COLUMNS) -> str:
             if isinstance(v, list):
                 v = "x".join(map(str, v))
             elif isinstance(v, float):
-                v = repr(v)
+                v = repr(float(v))  # numpy scalars would print as np.float64(...)
             row.append("" if v is None else v)
         w.writerow(row)
     return buf.getvalue()

@@ -15,7 +15,7 @@ throughput of:
   grokwatch -j1  scan_folder(workers=1, cache=False);
   grokwatch -j2  scan_folder(workers=2, cache=False) (spawn pool);
   weightwatcher  WeightWatcher(model).analyze() per checkpoint (torch model);
-and, when `grokwatch.traps` exists, the same with traps / randomize=True (on a
+and, when `grokwatch.spectral.traps` exists, the same with traps / randomize=True (on a
 few checkpoints for WeightWatcher: it takes ~1 s each).
 
 Timing is noisy on shared 2-core machines: every figure is the best of
@@ -397,9 +397,9 @@ def breakdown(folder: Path, repeat: int) -> dict[str, float]:
 
     from grokwatch.analyze import Settings, analyze_checkpoint, select
     from grokwatch.checkpoints import TensorReader, discover, tensor_refs
-    from grokwatch.fit import fit_tail
     from grokwatch.phases import PhaseRules, label_records
-    from grokwatch.spectra import esd, spectrum_metrics
+    from grokwatch.spectral.esd import esd, spectrum_metrics
+    from grokwatch.spectral.powerlaw import fit_tail
 
     def orient(a):
         A = a.astype(np.float64)
@@ -518,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
 
         has_traps = True
         try:
-            import grokwatch.traps  # noqa: F401
+            import grokwatch.spectral.traps  # noqa: F401
         except ImportError:
             has_traps = False
 
@@ -724,7 +724,7 @@ def main(argv: list[str] | None = None) -> int:
                         cells.append(f"{name} {rec.n_traps if rec else '-'}/{rows[name][1]}")
                     print(f"    step {steps[i]:>7}: " + ", ".join(cells))
         else:
-            print("\nTraps: grokwatch.traps not importable yet; traps rows skipped.")
+            print("\nTraps: grokwatch.spectral.traps not importable yet; traps rows skipped.")
 
         # ---- CLI
         cmd = cli_cmd()

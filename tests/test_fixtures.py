@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from grokwatch.analyze import Settings
 from grokwatch.scan import scan_folder
+from grokwatch.settings import Settings
 
 FIX = Path(__file__).resolve().parent.parent / "fixtures"
 sys.path.insert(0, str(FIX))

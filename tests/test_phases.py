@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from grokwatch.phases import ANTI, GROK, PRE, UNKNOWN, PhaseRules, accuracy_phases, label_checkpoint
+from grokwatch.phases import ANTI, GROK, PRE, UNKNOWN, accuracy_phases, label_checkpoint
 from grokwatch.records import LayerRecord
+from grokwatch.settings import PhaseRules
 
 
 def rec(layer, alpha, M=200, n_tail=30, traps=None, error=None):

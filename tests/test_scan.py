@@ -11,14 +11,14 @@ import sqlite3
 import numpy as np
 import pytest
 import torch
-from conftest import mlp_weights, write_run
+from helpers import mlp_weights, write_run
 from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
 import grokwatch
-from grokwatch.analyze import Settings
+from grokwatch.checkpoints.cache import CACHE_NAME
 from grokwatch.cli import app
-from grokwatch.store import CACHE_NAME
+from grokwatch.settings import Settings
 
 runner = CliRunner()
 KEYS = {"checkpoint", "step", "layer", "shape", "alpha", "xmin", "D", "n_tail", "lambda_max", "phase"}

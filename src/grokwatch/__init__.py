@@ -8,26 +8,48 @@ Library use (the CLI is a thin layer over this):
         print(rec.step, rec.layer, rec.alpha, rec.phase)
     grokwatch.analyze_matrix(W)                      # every number for one weight matrix (numpy or torch)
 
+Layout: `spectral/` (one layer's numbers), `checkpoints/` (files on disk and the
+cache), `scan`/`analyze`/`pool`/`phases` (the pipeline), `report/` (what is
+shown), `cli/` (the command), `train/` (the runs to audit).
 Attributes are imported lazily so `grokwatch --help` does not pay for numpy.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "scan_folder": "grokwatch.scan",
     "ScanResult": "grokwatch.scan",
-    "Settings": "grokwatch.analyze",
+    "Settings": "grokwatch.settings",
+    "PhaseRules": "grokwatch.settings",
     "analyze_matrix": "grokwatch.analyze",
     "LayerRecord": "grokwatch.records",
-    "ww_fit": "grokwatch.fit",
-    "fit_tail": "grokwatch.fit",
-    "esd": "grokwatch.spectra",
-    "discover": "grokwatch.checkpoints",
+    "ww_fit": "grokwatch.spectral.powerlaw",
+    "fit_tail": "grokwatch.spectral.powerlaw",
+    "esd": "grokwatch.spectral.esd",
+    "find_traps": "grokwatch.spectral.traps",
+    "discover": "grokwatch.checkpoints.discover",
+    "build_report": "grokwatch.report.model",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [
+    "LayerRecord", "PhaseRules", "ScanResult", "Settings", "__version__", "analyze_matrix", "build_report",
+    "discover", "esd", "find_traps", "fit_tail", "scan_folder", "ww_fit",
+]
+
+if TYPE_CHECKING:
+    from grokwatch.analyze import analyze_matrix
+    from grokwatch.checkpoints.discover import discover
+    from grokwatch.records import LayerRecord
+    from grokwatch.report.model import build_report
+    from grokwatch.scan import ScanResult, scan_folder
+    from grokwatch.settings import PhaseRules, Settings
+    from grokwatch.spectral.esd import esd
+    from grokwatch.spectral.powerlaw import fit_tail, ww_fit
+    from grokwatch.spectral.traps import find_traps
 
 
 def __getattr__(name: str):

@@ -8,38 +8,17 @@ parent never holds weights and results do not depend on the number of workers.
 from __future__ import annotations
 
 import fnmatch
-import json
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from grokwatch import __version__
 from grokwatch.checkpoints import Checkpoint, TensorReader, TensorRef, tensor_refs
 from grokwatch.errors import CheckpointError
-from grokwatch.fit import fit_tail
 from grokwatch.records import LayerRecord
-from grokwatch.spectra import MIN_SIDE, NonFiniteError, analysable, esd, oriented_shape, spectrum_metrics
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything that changes a layer's numbers (and so keys the cache)."""
-
-    fit: str = "ww"
-    traps: bool = False
-    seed: int = 0
-    replicas: int | None = None  # traps: None = 5 for M < 100, else 1
-    layers: tuple[str, ...] = ()  # glob patterns on layer names; empty = all
-    exclude: tuple[str, ...] = ()
-    min_side: int = MIN_SIDE
-
-    def cache_key(self) -> str:
-        d = asdict(self)
-        d["version"] = __version__
-        if not self.traps:
-            d.pop("seed"), d.pop("replicas")
-        return json.dumps(d, sort_keys=True)
+from grokwatch.settings import Settings
+from grokwatch.spectral.esd import NonFiniteError, analysable, esd, oriented_shape, spectrum_metrics
+from grokwatch.spectral.powerlaw import fit_tail
 
 
 def layer_seed(seed: int, layer: str) -> int:
@@ -84,7 +63,7 @@ def matrix_spectrum(W: np.ndarray, settings: Settings, layer: str = "") -> tuple
     N, M = oriented_shape(W.shape)
     out: dict = {"N": N, "M": M, "num_evals": int((evals > 1e-5).sum()), "fit": settings.fit}
     if settings.traps:
-        from grokwatch.traps import find_traps
+        from grokwatch.spectral.traps import find_traps
 
         t = find_traps(W, seed=layer_seed(settings.seed, layer), replicas=settings.replicas)
         out.update(n_traps=t.n_traps, lambda_plus=t.lambda_plus, threshold=t.threshold,
@@ -112,7 +91,7 @@ def layer_spectra(ck: Checkpoint, layers: list[str], settings: Settings):
     shuffle redone with the same per-layer seed, so a figure shows exactly the
     traps that were counted. Layers not in the file are skipped.
     """
-    from grokwatch.traps import find_traps
+    from grokwatch.spectral.traps import find_traps
 
     wanted = set(layers)
     with TensorReader() as reader:

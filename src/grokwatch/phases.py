@@ -1,7 +1,7 @@
 """Phase labels per checkpoint: from the spectra, and from accuracy where recorded.
 
-Spectral rule (thresholds are options; defaults from Prakash & Martin and
-DESIGN.md): anti-grokking if any layer has a trusted alpha below `alpha_low`
+Spectral rule (thresholds are options; defaults from Prakash & Martin, see
+`grokwatch.settings.PhaseRules`): anti-grokking if any layer has a trusted alpha below `alpha_low`
 or at least `trap_min` correlation traps; else pre-grokking if any layer (or,
 with pre_rule="all", every trusted layer) has a trusted alpha above
 `alpha_high`; else grokking. A fit is trusted when its
@@ -16,21 +16,11 @@ runs (a drifting element mean) and in the paper's own grokking phase (0-1).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from grokwatch.records import LayerRecord
+from grokwatch.settings import PhaseRules, PreRule
 
 PRE, GROK, ANTI, UNKNOWN = "pre-grokking", "grokking", "anti-grokking", "unknown"
 ORDER = {UNKNOWN: -1, PRE: 0, GROK: 1, ANTI: 2}
-
-
-@dataclass(frozen=True)
-class PhaseRules:
-    alpha_low: float = 2.0
-    alpha_high: float = 6.0
-    trap_min: int = 2
-    min_evals: int = 20
-    pre_rule: str = "any"  # pre-grokking when "any" / "all" trusted layers have alpha > alpha_high
 
 
 def big_enough(r: LayerRecord, rules: PhaseRules) -> bool:
@@ -55,7 +45,7 @@ def label_checkpoint(layers: list[LayerRecord], rules: PhaseRules = PhaseRules()
     if not good:
         return UNKNOWN, f"no layer with a trusted fit (n_tail >= 10, >= {rules.min_evals} eigenvalues)"
     high = [r for r in good if r.alpha > rules.alpha_high]
-    if high and (rules.pre_rule == "any" or len(high) == len(good)):
+    if high and (rules.pre_rule == PreRule.any or len(high) == len(good)):
         return PRE, "; ".join(f"{r.layer} alpha={r.alpha:.2f} > {rules.alpha_high:g}" for r in high)
     return GROK, f"all trusted layers {rules.alpha_low:g} <= alpha <= {rules.alpha_high:g}"
 

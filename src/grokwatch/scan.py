@@ -11,11 +11,11 @@ from pathlib import Path
 
 from grokwatch.analyze import CheckpointResult, Settings, analyze_checkpoints
 from grokwatch.checkpoints import Checkpoint, discover
+from grokwatch.checkpoints.cache import CACHE_NAME, Cache, identity
 from grokwatch.errors import NoCheckpointsError
 from grokwatch.phases import PhaseRules, label_records
 from grokwatch.pool import default_workers, run
 from grokwatch.records import LayerRecord
-from grokwatch.store import CACHE_NAME, Cache, identity
 
 
 @dataclass

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from grokwatch.atomic import write_atomic
+from grokwatch.checkpoints.atomic import write_atomic
 from grokwatch.train.data import Dataset
 from grokwatch.train.models import build_model
 from grokwatch.train.schedule import TrainConfig

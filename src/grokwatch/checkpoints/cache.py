@@ -1,0 +1,107 @@
+"""SQLite cache of per-checkpoint results, one database per scanned folder.
+
+Keyed by file identity (path, size, mtime_ns of every file of the checkpoint)
+and the analysis settings, so an edited or replaced checkpoint is recomputed and
+a scan after one new checkpoint computes only that one. A database that cannot
+be read is moved aside and rebuilt, never trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+from grokwatch.analyze import CheckpointResult
+from grokwatch.checkpoints.discover import shard_files
+from grokwatch.checkpoints.names import Checkpoint
+from grokwatch.records import LayerRecord
+
+CACHE_NAME = ".grokwatch-cache.sqlite"
+SCHEMA = 2
+
+
+def identity(ck: Checkpoint) -> str:
+    """Path, size and modification time of every file the checkpoint reads."""
+    parts = [ck.rel]
+    files = list(ck.files)
+    if ck.format == "sharded":
+        files += shard_files(ck.files[0])
+    for f in files:
+        st = os.stat(f)
+        parts.append(f"{Path(f).name}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+class Cache:
+    """get/put CheckpointResults; every failure degrades to a cache miss."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.db = self._open()
+
+    def _open(self) -> sqlite3.Connection | None:
+        for attempt in range(2):
+            try:
+                db = sqlite3.connect(self.path, timeout=10)
+                db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
+                row = db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
+                if row is not None and row[0] != str(SCHEMA):
+                    db.close()
+                    raise sqlite3.DatabaseError("old schema")
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
+                db.execute("CREATE TABLE IF NOT EXISTS layers (ident TEXT, settings TEXT, layer TEXT, "
+                           "record TEXT, PRIMARY KEY (ident, settings, layer))")
+                db.execute("CREATE TABLE IF NOT EXISTS done (ident TEXT, settings TEXT, n INTEGER, "
+                           "PRIMARY KEY (ident, settings))")
+                db.execute("PRAGMA integrity_check").fetchone()
+                db.commit()
+                return db
+            except sqlite3.Error:
+                if attempt == 0:
+                    self._move_aside()
+            except OSError:
+                return None  # read-only folder: run without a cache
+        return None
+
+    def _move_aside(self) -> None:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            p = Path(str(self.path) + suffix)
+            if p.exists():
+                try:
+                    p.unlink()
+                except OSError:
+                    pass
+
+    def get(self, ident: str, settings: str) -> list[LayerRecord] | None:
+        if self.db is None:
+            return None
+        try:
+            row = self.db.execute("SELECT n FROM done WHERE ident=? AND settings=?", (ident, settings)).fetchone()
+            if row is None:
+                return None
+            rows = self.db.execute("SELECT record FROM layers WHERE ident=? AND settings=? ORDER BY rowid",
+                                   (ident, settings)).fetchall()
+            if len(rows) != row[0]:
+                return None
+            return [LayerRecord.from_dict(json.loads(r[0])) for r in rows]
+        except (sqlite3.Error, ValueError, TypeError):
+            return None
+
+    def put(self, ident: str, settings: str, result: CheckpointResult) -> None:
+        if self.db is None or result.error:
+            return  # bad files are re-examined next time
+        try:
+            with self.db:
+                self.db.execute("DELETE FROM layers WHERE ident=? AND settings=?", (ident, settings))
+                self.db.executemany("INSERT INTO layers VALUES (?,?,?,?)", [
+                    (ident, settings, r.layer, json.dumps(r.to_dict())) for r in result.records])
+                self.db.execute("INSERT OR REPLACE INTO done VALUES (?,?,?)",
+                                (ident, settings, len(result.records)))
+        except sqlite3.Error:
+            pass
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()

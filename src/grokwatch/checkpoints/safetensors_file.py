@@ -1,0 +1,90 @@
+"""safetensors files, read without the safetensors package: header once, one tensor at a time.
+
+The header is validated against the file size (a truncated file is named, not
+half-read) and parsed once per file version; tensors are read into numpy from
+their byte range, bf16 widened to float32.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from grokwatch.checkpoints.names import TensorRef, clean_name
+from grokwatch.errors import CheckpointError
+
+
+def safetensors_header(path: Path) -> tuple[dict, int]:
+    """(header JSON, byte offset where tensor data starts), validated against the file size.
+
+    Parsed once per file version: discovery, tensor listing and reading all ask for it.
+    The returned dict is shared; callers must not modify it.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise CheckpointError(str(path), f"cannot open ({e.strerror})") from None
+    return _parse_header(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_header(path: str, size: int, mtime_ns: int) -> tuple[dict, int]:
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(8)
+            if len(raw) < 8:
+                raise CheckpointError(str(path), "truncated safetensors file (no header)")
+            n = int.from_bytes(raw, "little")
+            if n <= 0 or n > 100_000_000:
+                raise CheckpointError(str(path), "not a safetensors file (bad header length)")
+            head = fh.read(n)
+            if len(head) < n:
+                raise CheckpointError(str(path), "truncated safetensors header")
+            fh.seek(0, 2)
+            size = fh.tell()
+        header = json.loads(head)
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(str(path), f"unreadable safetensors header ({e.__class__.__name__})") from None
+    if 8 + n + end > size:
+        raise CheckpointError(str(path), f"truncated: data ends at byte {8 + n + end}, file has {size}")
+    return header, 8 + n
+
+
+def safetensors_meta(path: Path) -> dict[str, str]:
+    return dict(safetensors_header(path)[0].get("__metadata__") or {})
+
+
+_ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": "bf16"}
+
+
+def safetensors_refs(path: Path) -> list[TensorRef]:
+    header, _ = safetensors_header(path)
+    refs = []
+    for k, v in header.items():
+        if k == "__metadata__" or v.get("dtype") not in _ST_DTYPES:
+            continue
+        refs.append(TensorRef(clean_name(k), k, str(path), tuple(v["shape"])))
+    return refs
+
+
+def read_safetensors(fh, header: dict, data_start: int, key: str) -> np.ndarray:
+    """One tensor as numpy from its byte range of an open file (bf16 widened to float32)."""
+    info = header[key]
+    start, end = info["data_offsets"]
+    dt = _ST_DTYPES[info["dtype"]]
+    fh.seek(data_start + start)
+    raw = np.empty(end - start, dtype=np.uint8)  # not bytearray: that zero-fills first
+    if fh.readinto(raw) != len(raw):
+        raise CheckpointError(fh.name, f"truncated while reading {key}")
+    if dt == "bf16":
+        arr = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
+    else:
+        arr = raw.view(np.dtype(dt).newbyteorder("<"))
+    return arr.reshape(info["shape"])

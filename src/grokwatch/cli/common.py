@@ -1,0 +1,111 @@
+"""Pieces every subcommand shares: the scan with its progress bar, output, error lines, exit codes.
+
+Kept free of heavy imports (numpy, torch, matplotlib) so `grokwatch --help` is fast.
+Streams, terminals and CI variables come from one `Environment`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from grokwatch.cli.options import OutputFormat
+from grokwatch.environment import Environment
+from grokwatch.errors import ExitCode
+
+
+def environment() -> Environment:
+    """The Environment of this process, read afresh (tests change streams and variables)."""
+    return Environment()
+
+
+def stdout_console():
+    return environment().stdout_console()
+
+
+def stderr_console():
+    return environment().stderr_console()
+
+
+def show_progress() -> bool:
+    return environment().show_progress
+
+
+def error_line(message: str) -> None:
+    """One plain line on stderr, prefixed so scripts can grep it."""
+    print(f"grokwatch: error: {message}", file=sys.stderr, flush=True)
+
+
+def warn_line(message: str) -> None:
+    print(f"grokwatch: warning: {message}", file=sys.stderr, flush=True)
+
+
+def no_checkpoints(message: str) -> None:
+    error_line(message)
+    raise typer.Exit(ExitCode.NO_CHECKPOINTS)
+
+
+def run_scan(directory: Path, settings, workers: int | None, cache: bool, cache_path: Path | None, rules):
+    """scan_folder with a progress bar on an interactive stderr and one-line errors.
+
+    Exits 4 when there are no checkpoints; bad files are printed, one line each,
+    and returned in `.errors` so the command can exit 3 after printing results.
+    """
+    from grokwatch.errors import NoCheckpointsError
+    from grokwatch.scan import scan_folder
+
+    progress = None
+    bar = None
+    if show_progress():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                       console=stderr_console(), transient=True)
+
+        def progress(total: int):
+            task = bar.add_task("scan", total=total)
+            return lambda: bar.advance(task)
+
+    try:
+        if bar is not None:
+            with bar:
+                result = scan_folder(directory, settings, workers=workers, rules=rules, progress=progress,
+                                     cache=(cache_path or True) if cache else False)
+        else:
+            result = scan_folder(directory, settings, workers=workers, rules=rules,
+                                 cache=(cache_path or True) if cache else False)
+    except NoCheckpointsError as e:
+        no_checkpoints(str(e))
+    for line in result.errors:
+        error_line(line)
+    if not result.records and result.errors:
+        error_line(f"{directory}: no readable checkpoint")
+    return result
+
+
+def emit(result, fmt: OutputFormat, title: str, show_traps: bool = False, per_layer: bool = False) -> None:
+    """Print records in the chosen format on stdout (table: one row per checkpoint, or per layer)."""
+    from grokwatch.report import text as output
+
+    if fmt == OutputFormat.json:
+        sys.stdout.write(output.to_json(result.records) + "\n")
+    elif fmt == OutputFormat.csv:
+        sys.stdout.write(output.to_csv(result.records))
+    elif fmt == OutputFormat.markdown:
+        sys.stdout.write(output.to_markdown(result.records, show_traps))
+    else:
+        con = stdout_console()
+        if not result.records:
+            return
+        if per_layer:
+            con.print(output.layer_table(result.records, title=title))
+        else:
+            con.print(output.rich_table(result.records, title=title, show_traps=show_traps))
+
+
+def finish(result) -> None:
+    """Exit 3 when any file was bad (after everything else was printed)."""
+    if result.errors:
+        raise typer.Exit(ExitCode.BAD_INPUT)

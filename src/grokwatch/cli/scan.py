@@ -1,0 +1,68 @@
+"""`grokwatch scan`: alpha and spectral metrics for every layer of every checkpoint."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from grokwatch.cli.common import emit, finish, run_scan
+from grokwatch.cli.options import (
+    DEFAULT_RULES,
+    DEFAULT_SETTINGS,
+    AlphaHighOpt,
+    AlphaLowOpt,
+    CacheOpt,
+    CachePathOpt,
+    DirArg,
+    ExcludeOpt,
+    FitOpt,
+    FormatOpt,
+    LayersOpt,
+    MinEvalsOpt,
+    OutputFormat,
+    PreRuleOpt,
+    ReplicasOpt,
+    SeedOpt,
+    TrapMinOpt,
+    WorkersOpt,
+)
+
+
+def scan(
+    directory: DirArg,
+    fmt: FormatOpt = OutputFormat.table,
+    fit: FitOpt = DEFAULT_SETTINGS.fit,
+    traps: Annotated[bool, typer.Option("--traps", help="Also count correlation traps (adds n_traps).")] = False,
+    per_layer: Annotated[bool, typer.Option("--per-layer", help="Table with one row per layer and the fit's "
+                                            "evidence (sigma, xmin, KS distance D, n_tail, norms).")] = False,
+    workers: WorkersOpt = None,
+    cache: CacheOpt = True,
+    cache_path: CachePathOpt = None,
+    layers: LayersOpt = None,
+    exclude: ExcludeOpt = None,
+    seed: SeedOpt = DEFAULT_SETTINGS.seed,
+    replicas: ReplicasOpt = None,
+    alpha_low: AlphaLowOpt = DEFAULT_RULES.alpha_low,
+    alpha_high: AlphaHighOpt = DEFAULT_RULES.alpha_high,
+    trap_min: TrapMinOpt = DEFAULT_RULES.trap_min,
+    min_evals: MinEvalsOpt = DEFAULT_RULES.min_evals,
+    pre_rule: PreRuleOpt = DEFAULT_RULES.pre_rule,
+) -> None:
+    """Fit the power-law exponent alpha of every layer's ESD in every checkpoint.
+
+    Prints one row per checkpoint (alpha per layer and a phase label) or, with
+    --format json/csv, one record per (checkpoint, layer). Exit codes: 0 ok,
+    2 usage error, 3 some file unreadable or unsafe (the rest is still
+    printed), 4 no checkpoints found.
+    """
+    from grokwatch.settings import PhaseRules, Settings
+
+    settings = Settings(fit=fit, traps=traps, seed=seed, replicas=replicas,
+                        layers=tuple(layers or ()), exclude=tuple(exclude or ()))
+    rules = PhaseRules(alpha_low=alpha_low, alpha_high=alpha_high, trap_min=trap_min, min_evals=min_evals,
+                       pre_rule=pre_rule)
+    result = run_scan(directory, settings, workers, cache, cache_path, rules)
+    emit(result, fmt, title=f"grokwatch scan {directory} (fit={fit.value})", show_traps=traps,
+         per_layer=per_layer)
+    finish(result)

@@ -1,0 +1,262 @@
+"""`grokwatch report` as a library: a report model built from a ScanResult.
+
+    from grokwatch.report import build_report, render_terminal, to_markdown
+    rep = build_report(scan_folder("runs/mnist", Settings(traps=True)))
+    print(to_markdown(rep))
+
+The model holds what a person reads and what a CI job acts on:
+  - the phase timeline: runs of consecutive checkpoints with the same spectral
+    phase (pre-grokking / grokking / anti-grokking / unknown), with step ranges;
+  - the early warning: the first checkpoint with any trusted layer alpha below
+    `rules.alpha_low` (2 by default) or any correlation trap (n_traps >= 1),
+    and the first checkpoint labelled anti-grokking;
+  - where checkpoints carry train/test accuracy metadata: the peak test
+    accuracy, the first later checkpoint where test accuracy fell `acc_drop`
+    or more below it, the accuracy phase of every checkpoint (`phases.
+    accuracy_phases`), how often the spectral phase agrees with it, and how
+    many steps before the drop the spectral warning came;
+  - the level of the run for `--fail-on`: anti-grokking > trap > none.
+Rendering: `render_terminal` (rich), `to_markdown` (for $GITHUB_STEP_SUMMARY),
+`annotations` (GitHub `::warning::` lines) live in `report.summary`; the HTML in `report.html`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grokwatch.phases import ANTI, GROK, PRE, UNKNOWN, PhaseRules, accuracy_phases, trusted
+from grokwatch.records import LayerRecord
+
+LEVELS = ("none", "trap", "anti-grokking")  # --fail-on levels, lowest first
+MAX_RANGES = 30  # timeline rows on the terminal and in Markdown (the HTML has every checkpoint)
+PHASES = (PRE, GROK, ANTI, UNKNOWN)
+
+
+@dataclass
+class CheckpointView:
+    """One checkpoint, as the report shows it."""
+
+    rel: str
+    step: int | None
+    phase: str
+    reason: str
+    records: list[LayerRecord]
+    train_acc: float | None = None
+    test_acc: float | None = None
+    acc_phase: str | None = None  # from accuracy metadata, when present
+    warning: str | None = None  # why this checkpoint raises the early warning, if it does
+
+    @property
+    def n_traps(self) -> int | None:
+        counts = [r.n_traps for r in self.records if r.n_traps is not None]
+        return sum(counts) if counts else None
+
+    @property
+    def label(self) -> str:
+        return self.rel if self.step is None else f"step {self.step:,}"
+
+
+@dataclass
+class PhaseRange:
+    phase: str
+    start: int  # index of the first checkpoint in Report.checkpoints
+    end: int  # index of the last one (inclusive)
+    first_step: int | None
+    last_step: int | None
+    reason: str  # evidence of the first checkpoint in the range
+
+    @property
+    def count(self) -> int:
+        return self.end - self.start + 1
+
+    @property
+    def steps(self) -> str:
+        return step_range(self.first_step, self.last_step)
+
+
+@dataclass
+class Agreement:
+    compared: int  # checkpoints with both a spectral (not unknown) and an accuracy phase
+    agree: int
+    confusion: dict[tuple[str, str], int] = field(default_factory=dict)  # (spectral, accuracy) -> n
+
+    @property
+    def fraction(self) -> float:
+        return self.agree / self.compared if self.compared else 0.0
+
+
+@dataclass
+class Report:
+    name: str  # the folder's name (never an absolute path: the HTML must be byte-stable)
+    settings: object  # analyze.Settings
+    rules: PhaseRules
+    acc_drop: float
+    layers: list[str]
+    checkpoints: list[CheckpointView]
+    records: list[LayerRecord]
+    errors: list[str]
+    timeline: list[PhaseRange]
+    warning: CheckpointView | None
+    first_anti: CheckpointView | None
+    peak: CheckpointView | None
+    drop: CheckpointView | None
+    agreement: Agreement | None
+    traps_computed: bool
+
+    @property
+    def has_accuracy(self) -> bool:
+        return self.peak is not None
+
+    @property
+    def steps(self) -> list[int]:
+        return [c.step for c in self.checkpoints if c.step is not None]
+
+    @property
+    def level(self) -> str:
+        """The highest --fail-on level the run reaches."""
+        if any(c.phase == ANTI for c in self.checkpoints):
+            return "anti-grokking"
+        if any((c.n_traps or 0) > 0 for c in self.checkpoints):
+            return "trap"
+        return "none"
+
+    def at_or_above(self, level: str) -> list[CheckpointView]:
+        """Checkpoints at or above a --fail-on level (none: no checkpoint ever fails)."""
+        if level == "anti-grokking":
+            return [c for c in self.checkpoints if c.phase == ANTI]
+        if level == "trap":
+            return [c for c in self.checkpoints if c.phase == ANTI or (c.n_traps or 0) > 0]
+        return []
+
+    def lead(self, view: CheckpointView | None) -> int | None:
+        """Steps from `view` to the test-accuracy drop (positive: the view came first)."""
+        if view is None or self.drop is None or view.step is None or self.drop.step is None:
+            return None
+        return self.drop.step - view.step
+
+
+def step_range(a: int | None, b: int | None) -> str:
+    if a is None or b is None:
+        return "?"
+    return f"{a:,}" if a == b else f"{a:,} – {b:,}"
+
+
+def _warning(records: list[LayerRecord], rules: PhaseRules) -> str | None:
+    why = [f"{r.layer} alpha={r.alpha:.2f} < {rules.alpha_low:g}" for r in records
+           if trusted(r, rules) and r.alpha < rules.alpha_low]
+    why += [f"{r.layer} {r.n_traps} trap{'s' if r.n_traps != 1 else ''}" for r in records
+            if r.n_traps is not None and r.n_traps > 0]
+    return "; ".join(why) or None
+
+
+def _timeline(views: list[CheckpointView]) -> list[PhaseRange]:
+    out: list[PhaseRange] = []
+    for i, v in enumerate(views):
+        if out and out[-1].phase == v.phase:
+            out[-1].end, out[-1].last_step = i, v.step
+        else:
+            out.append(PhaseRange(v.phase, i, i, v.step, v.step, v.reason))
+    return out
+
+
+def build_report(result, rules: PhaseRules | None = None, acc_drop: float = 0.03,
+                 name: str | None = None) -> Report:
+    """The report model of a ScanResult (records already phase-labelled by scan_folder)."""
+    rules = rules or PhaseRules()
+    groups: dict[str, list[LayerRecord]] = {}
+    layers: dict[str, None] = {}
+    for r in result.records:
+        groups.setdefault(r.checkpoint, []).append(r)
+        layers.setdefault(r.layer, None)
+    views = []
+    for ck in result.checkpoints:  # already sorted by step
+        recs = groups.get(ck.rel)
+        if not recs:
+            continue
+        first = recs[0]
+        views.append(CheckpointView(ck.rel, ck.step, first.phase or UNKNOWN, first.phase_reason or "", recs,
+                                    first.train_acc, first.test_acc, warning=_warning(recs, rules)))
+    # accuracy phases over the checkpoints that record test accuracy
+    acc = [v for v in views if v.test_acc is not None]
+    peak = drop = None
+    agreement = None
+    if acc:
+        train = [v.train_acc if v.train_acc is not None else float("nan") for v in acc]
+        for v, p in zip(acc, accuracy_phases([v.step or 0 for v in acc], train, [v.test_acc for v in acc],
+                                             drop=acc_drop)):
+            v.acc_phase = p
+        pi = max(range(len(acc)), key=lambda i: (acc[i].test_acc, -i))
+        peak = acc[pi]
+        drop = next((v for v in acc[pi + 1:] if v.test_acc <= peak.test_acc - acc_drop), None)
+        agreement = Agreement(0, 0)
+        for v in acc:
+            if v.phase == UNKNOWN:
+                continue
+            agreement.compared += 1
+            agreement.agree += v.phase == v.acc_phase
+            key = (v.phase, v.acc_phase)
+            agreement.confusion[key] = agreement.confusion.get(key, 0) + 1
+    return Report(
+        name=name or Path(result.root).resolve().name or str(result.root),
+        settings=result.settings, rules=rules, acc_drop=acc_drop, layers=list(layers), checkpoints=views,
+        records=list(result.records), errors=list(result.errors), timeline=_timeline(views),
+        warning=next((v for v in views if v.warning), None),
+        first_anti=next((v for v in views if v.phase == ANTI), None),
+        peak=peak, drop=drop, agreement=agreement,
+        traps_computed=any(r.n_traps is not None for r in result.records),
+    )
+
+
+# ---------------------------------------------------------------- sentences shared by all renderings
+
+def lead_text(rep: Report, view: CheckpointView | None) -> str:
+    n = rep.lead(view)
+    if n is None:
+        return ""
+    if n > 0:
+        return f"{n:,} steps before the test-accuracy drop"
+    if n == 0:
+        return "at the test-accuracy drop"
+    return f"{-n:,} steps after the test-accuracy drop"
+
+
+def facts(rep: Report) -> list[tuple[str, str]]:
+    """(label, text) lines of the summary: the same facts in terminal, Markdown and HTML."""
+    steps = rep.steps
+    out = [("checkpoints", f"{len(rep.checkpoints)}" + (f", steps {step_range(min(steps), max(steps))}"
+                                                         if steps else "")),
+           ("layers", f"{len(rep.layers)}" + (": " + ", ".join(rep.layers[:8]) if rep.layers else "")
+            + (" …" if len(rep.layers) > 8 else ""))]
+    if rep.errors:
+        out.append(("unreadable", f"{len(rep.errors)} file(s) skipped"))
+    if not getattr(rep.settings, "traps", True):
+        out.append(("traps", "not computed (--no-traps)"))
+    w = rep.warning
+    if w is not None:
+        lead = lead_text(rep, w)
+        out.append(("early warning", f"{w.label} ({w.rel}): {w.warning}" + (f"; {lead}" if lead else "")))
+    else:
+        out.append(("early warning", f"none (no trusted alpha < {rep.rules.alpha_low:g}, no trap)"))
+    a = rep.first_anti
+    if a is not None:
+        lead = lead_text(rep, a)
+        out.append(("first anti-grokking", f"{a.label}: {a.reason}" + (f"; {lead}" if lead else "")))
+    if rep.peak is not None:
+        p = rep.peak
+        text = f"{p.test_acc:.3f} at {p.label}"
+        if rep.drop is not None:
+            d = rep.drop
+            text += f"; fell to {d.test_acc:.3f} (≥ {rep.acc_drop:g} below the peak) at {d.label}"
+        else:
+            text += f"; never fell {rep.acc_drop:g} or more below it"
+        out.append(("peak test accuracy", text))
+    ag = rep.agreement
+    if ag is not None:
+        if ag.compared:
+            out.append(("agreement", f"spectral phase = accuracy phase at {ag.agree}/{ag.compared} "
+                                     f"checkpoints ({100 * ag.fraction:.0f}%)"))
+        else:
+            out.append(("agreement", "no checkpoint with both a spectral and an accuracy phase"))
+    out.append(("level", rep.level))
+    return out

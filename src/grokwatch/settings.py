@@ -1,0 +1,111 @@
+"""Every option that changes what grokwatch computes or how it labels, each default stated once.
+
+`Settings` decides a layer's numbers (and so keys the cache); `PhaseRules` decides
+the phase label built from them. The enums are the choices the CLI offers; the
+dataclasses accept their values as plain strings too and validate them when
+constructed, so `Settings(fit="WW")` fails at once with the valid choices
+instead of giving every layer "analysis failed".
+
+This module imports nothing heavy: the CLI builds its options from it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
+
+from grokwatch import __version__
+
+__all__ = ["MIN_SIDE", "Fit", "PhaseRules", "PreRule", "Settings"]
+
+MIN_SIDE = 10  # skip matrices whose smaller side is below this (WeightWatcher's MIN_EVALS idea)
+
+
+class Fit(StrEnum):
+    """Power-law fit of the ESD tail."""
+
+    ww = "ww"  # WeightWatcher's default: free xmin, minimum KS distance
+    peak = "peak"  # xmin within [0.95, 1.5] x the log-histogram peak
+    powerlaw = "powerlaw"  # the powerlaw package (a cross-check)
+
+
+class PreRule(StrEnum):
+    """Pre-grokking when `any` or `all` trusted layers have alpha above alpha_high."""
+
+    any = "any"
+    all = "all"
+
+
+def _enum(cls: type[StrEnum], value: object, field_name: str) -> StrEnum:
+    try:
+        return cls(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in cls)
+        raise ValueError(f"{field_name}={value!r} is not one of: {choices}") from None
+
+
+def _patterns(value: object, field_name: str) -> tuple[str, ...]:
+    """A glob or a sequence of globs; a bare string is one pattern, not its characters."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    out = tuple(value)
+    if not all(isinstance(p, str) for p in out):
+        raise ValueError(f"{field_name} must be glob strings, got {value!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that changes a layer's numbers (and so keys the cache).
+
+        Settings(fit="peak", traps=True, layers="fc*")
+    """
+
+    fit: Fit = Fit.ww
+    traps: bool = False
+    seed: int = 0  # seed of the element shuffles (traps)
+    replicas: int | None = None  # shuffles per layer; None = 5 when M < 100, else 1
+    layers: tuple[str, ...] = ()  # glob patterns on layer names; empty = all
+    exclude: tuple[str, ...] = ()
+    min_side: int = MIN_SIDE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fit", _enum(Fit, self.fit, "fit"))
+        object.__setattr__(self, "layers", _patterns(self.layers, "layers"))
+        object.__setattr__(self, "exclude", _patterns(self.exclude, "exclude"))
+        if self.replicas is not None and self.replicas < 1:
+            raise ValueError(f"replicas must be >= 1 or None, got {self.replicas!r}")
+
+    def cache_key(self) -> str:
+        d = asdict(self)
+        d["fit"] = str(self.fit)
+        d["version"] = __version__
+        if not self.traps:
+            d.pop("seed"), d.pop("replicas")
+        return json.dumps(d, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class PhaseRules:
+    """Thresholds of the spectral phase label (see `grokwatch.phases`)."""
+
+    alpha_low: float = 2.0  # a trusted alpha below this: over-correlated (anti-grokking)
+    alpha_high: float = 6.0  # a trusted alpha above this: random-like (pre-grokking)
+    trap_min: int = 2  # this many traps in one layer: anti-grokking
+    min_evals: int = 20  # layers with fewer eigenvalues vote neither with alpha nor traps
+    pre_rule: PreRule = PreRule.any
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pre_rule", _enum(PreRule, self.pre_rule, "pre_rule"))
+
+
+DEFAULT_SETTINGS = Settings()
+DEFAULT_RULES = PhaseRules()
+
+
+def field_default(cls: type, name: str):
+    """The default of one dataclass field, for CLI options built from these classes."""
+    return next(f.default for f in fields(cls) if f.name == name)

@@ -1,0 +1,42 @@
+"""The HTML report renders in a real browser: a headless-Chromium screenshot that is not blank.
+
+Uses Debian's `chromium` (`.ci/run` installs it); skips only where it is absent.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from helpers import invoke, make_anti_run
+
+CHROMIUM = shutil.which("chromium")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_report_screenshot_not_blank(tmp_path):
+    import matplotlib.image as mpimg
+
+    run = make_anti_run(tmp_path / "run")
+    html = tmp_path / "report.html"
+    r = invoke(run, "--html", html, "--layers", "fc1.weight")
+    assert r.exit_code == 0, r.output
+    png = tmp_path / "shot.png"
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}",
+           "--window-size=1280,2000", html.as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert png.exists(), proc.stderr[-2000:]
+    img = mpimg.imread(str(png))  # float RGB(A) in [0, 1]
+    assert img.shape[0] == 2000 and img.shape[1] == 1280
+    rgb = np.round(img[..., :3] * 255).astype(np.uint8).reshape(-1, 3)
+    colors = np.unique(rgb[:: 7], axis=0)
+    assert len(colors) > 200, f"only {len(colors)} distinct colours: blank page?"
+    nonwhite = np.mean(rgb.min(axis=1) < 235)
+    assert 0.03 < nonwhite < 0.9, f"{nonwhite:.1%} of pixels are not white"
+    # the coloured phase bands of the alpha plot (pre-grokking amber / grokking green / anti red) show up
+    r_, g_, b_ = rgb[:, 0].astype(int), rgb[:, 1].astype(int), rgb[:, 2].astype(int)
+    assert np.any((r_ - b_ > 25) & (g_ - b_ > 10)) or np.any((g_ - r_ > 15) & (g_ - b_ > 15))

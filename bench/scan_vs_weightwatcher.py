@@ -201,8 +201,12 @@ def fresh_process_j1(folder: Path, repeat: int) -> dict:
     """Floor and -j1 timed in a new interpreter that has imported only what `grokwatch scan` imports:
     the heap of this process (every checkpoint loaded, WeightWatcher later) is not what a CLI run sees.
     Runs this script again with --fresh-j1."""
-    out = subprocess.run([sys.executable, __file__, "--fresh-j1", str(folder), "--repeat", str(repeat)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--fresh-j1", str(folder), "--repeat", str(repeat)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -570,8 +574,15 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         print(
-            row("grokwatch -j1, fresh process", fresh["j1_s"], None, n, fresh["floor_s"] / n, fc,
-                f"vs its own floor ({1e3 * fresh['floor_s'] / n:.2f} ms/ckpt); a CLI run's heap")
+            row(
+                "grokwatch -j1, fresh process",
+                fresh["j1_s"],
+                None,
+                n,
+                fresh["floor_s"] / n,
+                fc,
+                f"vs its own floor ({1e3 * fresh['floor_s'] / n:.2f} ms/ckpt); a CLI run's heap",
+            )
         )
         print(
             row(

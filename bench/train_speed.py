@@ -52,8 +52,9 @@ def dataloader_loop(cfg: TrainConfig, trainer: Trainer, steps: int, flush: bool 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, trainer.dtype)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.wd, betas=(0.9, cfg.beta2))
-    loader = DataLoader(TensorDataset(trainer.x, trainer.t), batch_size=trainer.batch, shuffle=True,
-                        drop_last=True)
+    loader = DataLoader(
+        TensorDataset(trainer.x, trainer.t), batch_size=trainer.batch, shuffle=True, drop_last=True
+    )
     done, t0 = 0, time.perf_counter()
     while done < steps:
         for xb, tb in loader:
@@ -79,8 +80,10 @@ def denormal_effect(run_dir: str, steps: int) -> None:
     ev = trainer.evaluate()
     sq = [s["exp_avg_sq"] for s in trainer.optimizer.state.values()]
     tiny = sum(int(((t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)).sum()) for t in sq)
-    print(f"late state: step {trainer.step}, train loss {ev['train_loss']:.3g}, "
-          f"subnormal exp_avg_sq entries {tiny} of {sum(t.numel() for t in sq)}")
+    print(
+        f"late state: step {trainer.step}, train loss {ev['train_loss']:.3g}, "
+        f"subnormal exp_avg_sq entries {tiny} of {sum(t.numel() for t in sq)}"
+    )
     res = {False: [], True: []}
     for _ in range(3):
         for flush in (False, True):
@@ -104,8 +107,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     cfg = TrainConfig(task=args.task).resolved()
     trainer = Trainer(cfg, load_dataset(cfg), torch.device("cpu"))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, task {cfg.task}, "
-          f"batch {trainer.batch} of {trainer.n}, {args.steps} steps x {args.rounds} rounds")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, task {cfg.task}, "
+        f"batch {trainer.batch} of {trainer.n}, {args.steps} steps x {args.rounds} rounds"
+    )
     trainer.train_steps(20)
     dataloader_loop(cfg, trainer, 20)  # warm both paths
     a, b, bf = [], [], []
@@ -115,12 +120,16 @@ def main() -> None:
         bf.append(dataloader_loop(cfg, trainer, args.steps, flush=True))
     ma, mb, mbf = statistics.median(a), statistics.median(b), statistics.median(bf)
     rounds = lambda xs: ", ".join(f"{x:.3f}" for x in xs)  # noqa: E731
-    print(f"grokwatch loop   {ma:.3f} ms/step  (rounds: {rounds(a)}; flush_denormal "
-          f"{'on' if cfg.flush_denormal else 'off'}, as `grokwatch train` runs)")
+    print(
+        f"grokwatch loop   {ma:.3f} ms/step  (rounds: {rounds(a)}; flush_denormal "
+        f"{'on' if cfg.flush_denormal else 'off'}, as `grokwatch train` runs)"
+    )
     print(f"DataLoader loop  {mb:.3f} ms/step  (rounds: {rounds(b)}; torch defaults)")
     print(f"speedup          {mb / ma:.2f}x")
-    print(f"DataLoader loop with flush_denormal too: {mbf:.3f} ms/step (rounds: {rounds(bf)}); "
-          f"speedup {mbf / ma:.2f}x: the data path alone")
+    print(
+        f"DataLoader loop with flush_denormal too: {mbf:.3f} ms/step (rounds: {rounds(bf)}); "
+        f"speedup {mbf / ma:.2f}x: the data path alone"
+    )
     if args.denormal_from:
         denormal_effect(args.denormal_from, args.steps)
 

@@ -16,7 +16,9 @@ from typer.testing import CliRunner
 from grokwatch.cli import app
 
 
-def mlp_weights(rng: np.random.Generator, heavy: float | None = None, scale: float = 1.0) -> dict[str, np.ndarray]:
+def mlp_weights(
+    rng: np.random.Generator, heavy: float | None = None, scale: float = 1.0
+) -> dict[str, np.ndarray]:
     """A small 3-layer MLP's weights; `heavy` = Student-t df for fc2 (heavy tail -> small alpha)."""
     fc2 = rng.standard_t(heavy, size=(100, 100)) if heavy else rng.normal(size=(100, 100))
     return {
@@ -32,7 +34,11 @@ def write_run(folder: Path, steps=(10, 100, 1000), seed: int = 0, meta: dict | N
     rng = np.random.default_rng(seed)
     for i, s in enumerate(steps):
         md = {"step": str(s), **(meta or {})}
-        save_file(mlp_weights(rng, heavy=[None, 3.0, 1.5][i % 3]), str(folder / f"step_{s:08d}.safetensors"), metadata=md)
+        save_file(
+            mlp_weights(rng, heavy=[None, 3.0, 1.5][i % 3]),
+            str(folder / f"step_{s:08d}.safetensors"),
+            metadata=md,
+        )
     return folder
 
 
@@ -58,8 +64,11 @@ def write_ckpt(folder: Path, step: int, fc1, fc2, acc: tuple[float, float] | Non
     meta = {"step": str(step)}
     if acc is not None:
         meta.update(train_acc=str(acc[0]), test_acc=str(acc[1]))
-    tensors = {"fc1.weight": fc1.astype(np.float32), "fc1.bias": np.zeros(fc1.shape[0], np.float32),
-               "fc2.weight": fc2.astype(np.float32)}
+    tensors = {
+        "fc1.weight": fc1.astype(np.float32),
+        "fc1.bias": np.zeros(fc1.shape[0], np.float32),
+        "fc2.weight": fc2.astype(np.float32),
+    }
     save_file(tensors, str(folder / f"step_{step:08d}.safetensors"), metadata=meta)
 
 
@@ -67,11 +76,18 @@ def make_anti_run(folder: Path) -> Path:
     """6 checkpoints with accuracy: clean spectra, then a trap, then heavy tails (anti-grokking)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)
-    plan = [(0, _gauss, (0.10, 0.10)), (10, _gauss, (1.0, 0.15)), (100, _gauss, (1.0, 0.60)),
-            (1000, _mean, (1.0, 0.90)), (10000, _mean, (1.0, 0.92)), (100000, _heavy, (1.0, 0.80))]
+    plan = [
+        (0, _gauss, (0.10, 0.10)),
+        (10, _gauss, (1.0, 0.15)),
+        (100, _gauss, (1.0, 0.60)),
+        (1000, _mean, (1.0, 0.90)),
+        (10000, _mean, (1.0, 0.92)),
+        (100000, _heavy, (1.0, 0.80)),
+    ]
     for step, kind, acc in plan:
-        write_ckpt(folder, step, kind(rng), _gauss(rng, (100, 100)) if kind is not _heavy else _heavy(rng),
-                   acc)
+        write_ckpt(
+            folder, step, kind(rng), _gauss(rng, (100, 100)) if kind is not _heavy else _heavy(rng), acc
+        )
     return folder
 
 
@@ -114,6 +130,8 @@ def fake_mnist(folder: Path, n_train: int = 200, n_test: int = 50, gz: bool = Tr
     rng = np.random.default_rng(seed)
     sfx = ".gz" if gz else ""
     for stem, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(folder / f"{stem}-images-idx3-ubyte{sfx}", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), gz)
+        write_idx(
+            folder / f"{stem}-images-idx3-ubyte{sfx}", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), gz
+        )
         write_idx(folder / f"{stem}-labels-idx1-ubyte{sfx}", (np.arange(n) % 10).astype(np.uint8), gz)
     return folder

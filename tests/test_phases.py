@@ -8,12 +8,26 @@ from grokwatch.settings import PhaseRules
 
 
 def rec(layer, alpha, M=200, n_tail=30, traps=None, error=None):
-    return LayerRecord(checkpoint="c", step=1, layer=layer, shape=[M, 784], N=784, M=M, alpha=alpha,
-                       n_tail=n_tail, weak_fit=n_tail < 10, n_traps=traps, error=error)
+    return LayerRecord(
+        checkpoint="c",
+        step=1,
+        layer=layer,
+        shape=[M, 784],
+        N=784,
+        M=M,
+        alpha=alpha,
+        n_tail=n_tail,
+        weak_fit=n_tail < 10,
+        n_traps=traps,
+        error=error,
+    )
 
 
 def test_labels_and_reasons():
-    assert label_checkpoint([rec("fc1", 3.5), rec("fc2", 2.5)]) == (GROK, "all trusted layers 2 <= alpha <= 6")
+    assert label_checkpoint([rec("fc1", 3.5), rec("fc2", 2.5)]) == (
+        GROK,
+        "all trusted layers 2 <= alpha <= 6",
+    )
     phase, why = label_checkpoint([rec("fc1", 8.1), rec("fc2", 3.0)])
     assert phase == PRE and "fc1 alpha=8.10 > 6" in why
     phase, why = label_checkpoint([rec("fc1", 4.0), rec("fc2", 1.7)])

@@ -76,7 +76,9 @@ def test_cache_hit_miss_invalidation_and_corruption(tmp_path):
     write_run(d, steps=(3,), seed=5)  # one new checkpoint: only it is computed
     assert grokwatch.scan_folder(d, workers=1).computed == 1
     # a rewritten file (new size/mtime) is recomputed
-    save_file(mlp_weights(np.random.default_rng(9)), str(d / "step_00000001.safetensors"), metadata={"step": "1"})
+    save_file(
+        mlp_weights(np.random.default_rng(9)), str(d / "step_00000001.safetensors"), metadata={"step": "1"}
+    )
     os.utime(d / "step_00000001.safetensors", ns=(1, 1))
     assert grokwatch.scan_folder(d, workers=1).computed == 1
     # other settings are a miss
@@ -119,7 +121,9 @@ def test_cli_per_layer_table(run_dir):
 
 
 def test_cli_env_var_and_fit_option(run_dir):
-    r = invoke("scan", run_dir, "-j", 1, "--no-cache", env={"GROKWATCH_FORMAT": "json", "GROKWATCH_FIT": "peak"})
+    r = invoke(
+        "scan", run_dir, "-j", 1, "--no-cache", env={"GROKWATCH_FORMAT": "json", "GROKWATCH_FIT": "peak"}
+    )
     assert r.exit_code == 0
     assert {x["fit"] for x in json.loads(r.stdout)} == {"peak"}
 

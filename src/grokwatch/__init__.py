@@ -36,8 +36,19 @@ _LAZY = {
 }
 
 __all__ = [
-    "LayerRecord", "PhaseRules", "ScanResult", "Settings", "__version__", "analyze_matrix", "build_report",
-    "discover", "esd", "find_traps", "fit_tail", "scan_folder", "ww_fit",
+    "LayerRecord",
+    "PhaseRules",
+    "ScanResult",
+    "Settings",
+    "__version__",
+    "analyze_matrix",
+    "build_report",
+    "discover",
+    "esd",
+    "find_traps",
+    "fit_tail",
+    "scan_folder",
+    "ww_fit",
 ]
 
 if TYPE_CHECKING:

@@ -66,8 +66,13 @@ def matrix_spectrum(W: np.ndarray, settings: Settings, layer: str = "") -> tuple
         from grokwatch.spectral.traps import find_traps
 
         t = find_traps(W, seed=layer_seed(settings.seed, layer), replicas=settings.replicas)
-        out.update(n_traps=t.n_traps, lambda_plus=t.lambda_plus, threshold=t.threshold,
-                   rand_lambda_max=t.rand_lambda_max, ks_mp=t.ks_mp)
+        out.update(
+            n_traps=t.n_traps,
+            lambda_plus=t.lambda_plus,
+            threshold=t.threshold,
+            rand_lambda_max=t.rand_lambda_max,
+            ks_mp=t.ks_mp,
+        )
     return out, evals
 
 
@@ -99,8 +104,11 @@ def layer_spectra(ck: Checkpoint, layers: list[str], settings: Settings):
             if ref.layer not in wanted:
                 continue
             W = reader.read(ref)
-            yield ref.layer, esd(W), find_traps(W, seed=layer_seed(settings.seed, ref.layer),
-                                                 replicas=settings.replicas)
+            yield (
+                ref.layer,
+                esd(W),
+                find_traps(W, seed=layer_seed(settings.seed, ref.layer), replicas=settings.replicas),
+            )
 
 
 def _float_meta(meta: dict, key: str) -> float | None:
@@ -141,8 +149,14 @@ def analyze_checkpoints(cks: list[Checkpoint], settings: Settings) -> list[Check
             records = []
             with TensorReader() as reader:
                 for r in refs:
-                    rec = LayerRecord(checkpoint=ck.rel, step=ck.step, layer=r.layer, shape=list(r.shape),
-                                      train_acc=train_acc, test_acc=test_acc)
+                    rec = LayerRecord(
+                        checkpoint=ck.rel,
+                        step=ck.step,
+                        layer=r.layer,
+                        shape=list(r.shape),
+                        train_acc=train_acc,
+                        test_acc=test_acc,
+                    )
                     try:
                         vals, evals = matrix_spectrum(reader.read(r), settings, r.layer)
                     except (ValueError, np.linalg.LinAlgError) as e:

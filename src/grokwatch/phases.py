@@ -37,7 +37,9 @@ def label_checkpoint(layers: list[LayerRecord], rules: PhaseRules = PhaseRules()
     """(phase, reason) for one checkpoint's layer records."""
     good = [r for r in layers if trusted(r, rules)]
     low = [r for r in good if r.alpha < rules.alpha_low]
-    trapped = [r for r in layers if big_enough(r, rules) and r.n_traps is not None and r.n_traps >= rules.trap_min]
+    trapped = [
+        r for r in layers if big_enough(r, rules) and r.n_traps is not None and r.n_traps >= rules.trap_min
+    ]
     if low or trapped:
         why = [f"{r.layer} alpha={r.alpha:.2f} < {rules.alpha_low:g}" for r in low]
         why += [f"{r.layer} {r.n_traps} traps >= {rules.trap_min}" for r in trapped]
@@ -61,8 +63,9 @@ def label_records(records: list[LayerRecord], rules: PhaseRules = PhaseRules()) 
             r.phase, r.phase_reason = phase, reason
 
 
-def accuracy_phases(steps: list[int], train: list[float], test: list[float],
-                    train_fit: float = 0.99, drop: float = 0.03) -> list[str]:
+def accuracy_phases(
+    steps: list[int], train: list[float], test: list[float], train_fit: float = 0.99, drop: float = 0.03
+) -> list[str]:
     """Phases from recorded accuracy, as the paper defines them.
 
     pre-grokking: before the test peak and test accuracy below halfway from its

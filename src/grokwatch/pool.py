@@ -59,8 +59,9 @@ def _executor(processes: int) -> ProcessPoolExecutor:
     shutdown()
     import multiprocessing as mp
 
-    ex = ProcessPoolExecutor(max_workers=processes, mp_context=mp.get_context("spawn"),
-                             initializer=_init_worker)
+    ex = ProcessPoolExecutor(
+        max_workers=processes, mp_context=mp.get_context("spawn"), initializer=_init_worker
+    )
     _pool = (processes, ex)
     return ex
 
@@ -82,8 +83,13 @@ def _chunk(remaining: int, processes: int) -> int:
     return max(1, min(CHUNK, remaining // (4 * processes)))
 
 
-def run(fn: Callable[..., list[R]], items: Iterable[T], args: tuple = (), workers: int = 1,
-        on_done: Callable[[], None] | None = None) -> Iterator[tuple[int, R]]:
+def run(
+    fn: Callable[..., list[R]],
+    items: Iterable[T],
+    args: tuple = (),
+    workers: int = 1,
+    on_done: Callable[[], None] | None = None,
+) -> Iterator[tuple[int, R]]:
     """Yield (index, result) as items finish, where fn(list_of_items, *args) returns one
     result per item; `on_done` ticks a progress bar once per item.
 
@@ -133,7 +139,7 @@ def run(fn: Callable[..., list[R]], items: Iterable[T], args: tuple = (), worker
             while lo < hi or inflight:
                 while lo < hi and len(inflight) < AHEAD * (workers - 1):
                     c = _chunk(hi - lo, workers)
-                    inflight[ex.submit(fn, items[lo:lo + c], *args)] = range(lo, lo + c)
+                    inflight[ex.submit(fn, items[lo : lo + c], *args)] = range(lo, lo + c)
                     lo += c
                 if lo < hi:
                     c = _chunk(hi - lo, workers)

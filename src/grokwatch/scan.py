@@ -43,9 +43,15 @@ def default_cache_path(root: str | Path) -> Path:
     return (root if root.is_dir() else root.parent) / CACHE_NAME
 
 
-def scan_folder(root: str | Path, settings: Settings | None = None, *, workers: int | None = None,
-                cache: bool | str | Path = True, rules: PhaseRules | None = None,
-                progress: Callable[[int], Callable[[], None]] | None = None) -> ScanResult:
+def scan_folder(
+    root: str | Path,
+    settings: Settings | None = None,
+    *,
+    workers: int | None = None,
+    cache: bool | str | Path = True,
+    rules: PhaseRules | None = None,
+    progress: Callable[[int], Callable[[], None]] | None = None,
+) -> ScanResult:
     """Analyse every layer of every checkpoint under `root`.
 
     cache: True for `<root>/.grokwatch-cache.sqlite`, a path, or False.
@@ -104,4 +110,3 @@ def scan_folder(root: str | Path, settings: Settings | None = None, *, workers: 
         result.records.extend(res.records)
     label_records(result.records, rules or PhaseRules())
     return result
-

@@ -61,7 +61,7 @@ def _patterns(value: object, field_name: str) -> tuple[str, ...]:
 class Settings:
     """Everything that changes a layer's numbers (and so keys the cache).
 
-        Settings(fit="peak", traps=True, layers="fc*")
+    Settings(fit="peak", traps=True, layers="fc*")
     """
 
     fit: Fit = Fit.ww

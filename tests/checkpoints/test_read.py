@@ -46,10 +46,20 @@ def test_every_format_and_numeric_order(tmp_path):
     sh = tmp_path / "sharded_step_50"
     sh.mkdir()
     w = mlp_weights(rng)
-    save_file({"fc1.weight": w["fc1.weight"]}, str(sh / "model-00001-of-00002.safetensors"), metadata={"step": "50"})
+    save_file(
+        {"fc1.weight": w["fc1.weight"]}, str(sh / "model-00001-of-00002.safetensors"), metadata={"step": "50"}
+    )
     save_file({"fc2.weight": w["fc2.weight"]}, str(sh / "model-00002-of-00002.safetensors"))
-    (sh / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
-        "fc1.weight": "model-00001-of-00002.safetensors", "fc2.weight": "model-00002-of-00002.safetensors"}}))
+    (sh / "model.safetensors.index.json").write_text(
+        json.dumps(
+            {
+                "weight_map": {
+                    "fc1.weight": "model-00001-of-00002.safetensors",
+                    "fc2.weight": "model-00002-of-00002.safetensors",
+                }
+            }
+        )
+    )
     # HF Trainer folder, with side files that hold no weights
     hf = tmp_path / "checkpoint-400"
     hf.mkdir()
@@ -66,16 +76,25 @@ def test_every_format_and_numeric_order(tmp_path):
     assert len(cks) == 8
     results = {c.rel: analyze_checkpoint(c, Settings()) for c in cks}
     steps = {r.rel: r.step for r in results.values()}
-    assert steps == {"a.safetensors": 20, "step_3.safetensors": 3, "step_100.pt": 100, "nanogpt.pth": 7,
-                     "last.ckpt": 9, "w_step_1000.bin": 1000, "sharded_step_50/model.safetensors.index.json": 50,
-                     "checkpoint-400": 400}
+    assert steps == {
+        "a.safetensors": 20,
+        "step_3.safetensors": 3,
+        "step_100.pt": 100,
+        "nanogpt.pth": 7,
+        "last.ckpt": 9,
+        "w_step_1000.bin": 1000,
+        "sharded_step_50/model.safetensors.index.json": 50,
+        "checkpoint-400": 400,
+    }
     for r in results.values():
         assert r.error is None
         layers = [x.layer for x in r.records]
         assert "fc1.weight" in layers and not any(x.startswith(("module.", "_orig_mod.")) for x in layers)
         assert "fc1.bias" not in layers  # 1-D tensors are skipped
-    assert [x.layer for x in results["sharded_step_50/model.safetensors.index.json"].records] == \
-        ["fc1.weight", "fc2.weight"]
+    assert [x.layer for x in results["sharded_step_50/model.safetensors.index.json"].records] == [
+        "fc1.weight",
+        "fc2.weight",
+    ]
     # a safetensors step beats the name; sorting is numeric, not lexical
     assert [c.step for c in cks[:2]] == [3, 20]
 
@@ -100,7 +119,11 @@ def test_layer_selection(tmp_path):
     refs = tensor_refs(ck)
     names = [r.layer for r in select(refs, Settings())]
     assert sorted(names) == ["emb.weight", "fc1.weight", "fc2.weight", "fc3.weight"]
-    assert [r.layer for r in select(refs, Settings(layers=("fc*",)))] == ["fc1.weight", "fc2.weight", "fc3.weight"]
+    assert [r.layer for r in select(refs, Settings(layers=("fc*",)))] == [
+        "fc1.weight",
+        "fc2.weight",
+        "fc3.weight",
+    ]
     assert [r.layer for r in select(refs, Settings(exclude=("fc*", "emb*")))] == []
 
 

@@ -10,8 +10,13 @@ FIX = Path(__file__).resolve().parents[2] / "fixtures" / "mini_run"
 
 
 def run(*args, **env):
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1", **env})
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1", **env},
+    )
 
 
 def test_python_m_and_version():
@@ -20,9 +25,11 @@ def test_python_m_and_version():
 
 
 def test_help_and_scan_do_not_import_torch_or_matplotlib(tmp_path):
-    code = ("import sys\nfrom grokwatch.cli import app\n"
-            "try:\n    app(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-            "print('HEAVY', sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
+    code = (
+        "import sys\nfrom grokwatch.cli import app\n"
+        "try:\n    app(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))"
+    )
     for args in (["--help"], ["scan", str(FIX), "--no-cache", "-j", "1"]):
         r = run("-c", code, *args)
         assert "HEAVY []" in r.stdout, (args, r.stdout[-300:], r.stderr[-300:])

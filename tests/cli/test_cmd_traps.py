@@ -33,7 +33,16 @@ def test_json_records(run):
     recs = json.loads(r.stdout)
     assert len(recs) == 9  # 3 checkpoints x 3 analysable layers (the bias is skipped)
     for d in recs:
-        for k in ("checkpoint", "step", "layer", "n_traps", "lambda_plus", "threshold", "rand_lambda_max", "ks_mp"):
+        for k in (
+            "checkpoint",
+            "step",
+            "layer",
+            "n_traps",
+            "lambda_plus",
+            "threshold",
+            "rand_lambda_max",
+            "ks_mp",
+        ):
             assert k in d
         assert isinstance(d["n_traps"], int) and d["threshold"] > d["lambda_plus"] > 1
     by = {(d["step"], d["layer"]): d for d in recs}

@@ -18,15 +18,19 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tools" / "make_man.sh"
 GROKWATCH = shutil.which("grokwatch", path=str(Path(sys.executable).parent)) or shutil.which("grokwatch")
 
-pytestmark = pytest.mark.skipif(shutil.which("help2man") is None or GROKWATCH is None,
-                                reason="help2man (apt-get install help2man) or the grokwatch script is missing")
+pytestmark = pytest.mark.skipif(
+    shutil.which("help2man") is None or GROKWATCH is None,
+    reason="help2man (apt-get install help2man) or the grokwatch script is missing",
+)
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("man")
     env = {**os.environ, "GROKWATCH": GROKWATCH}
-    proc = subprocess.run(["bash", str(SCRIPT), str(out)], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), str(out)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -35,14 +39,22 @@ def test_man_pages_match_help(generated):
     committed = sorted(p.name for p in (ROOT / "man").glob("*.1"))
     fresh = sorted(p.name for p in generated.glob("*.1"))
     assert fresh == committed, "man/ holds other pages than tools/make_man.sh makes: rerun it"
-    assert {"grokwatch.1", "grokwatch-scan.1", "grokwatch-traps.1", "grokwatch-report.1",
-            "grokwatch-train.1"} <= set(fresh)
+    assert {
+        "grokwatch.1",
+        "grokwatch-scan.1",
+        "grokwatch-traps.1",
+        "grokwatch-report.1",
+        "grokwatch-train.1",
+    } <= set(fresh)
     for name in fresh:
         old = (ROOT / "man" / name).read_text(encoding="utf-8")
         new = (generated / name).read_text(encoding="utf-8")
         if old != new:
-            diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), f"man/{name}",
-                                                f"regenerated/{name}", n=1))
+            diff = "".join(
+                difflib.unified_diff(
+                    old.splitlines(True), new.splitlines(True), f"man/{name}", f"regenerated/{name}", n=1
+                )
+            )
             pytest.fail(f"man/{name} is stale: run tools/make_man.sh and commit man/\n{diff[:4000]}")
 
 
@@ -52,10 +64,13 @@ def test_man_pages_render(generated):
         pytest.skip("man is not installed")
     env = {**os.environ, "MANWIDTH": "80", "LC_ALL": "C.UTF-8", "MAN_KEEP_FORMATTING": ""}
     for page in sorted(generated.glob("*.1")):
-        proc = subprocess.run([man, "--warnings", "-l", str(page)], env=env, capture_output=True, text=True,
-                              timeout=60)
+        proc = subprocess.run(
+            [man, "--warnings", "-l", str(page)], env=env, capture_output=True, text=True, timeout=60
+        )
         assert proc.returncode == 0, proc.stderr
         assert proc.stderr.strip() == "", f"{page.name}: {proc.stderr}"
         assert "NAME" in proc.stdout and "SYNOPSIS" in proc.stdout and "OPTIONS" in proc.stdout
-    root = subprocess.run([man, "-l", str(generated / "grokwatch.1")], env=env, capture_output=True, text=True)
+    root = subprocess.run(
+        [man, "-l", str(generated / "grokwatch.1")], env=env, capture_output=True, text=True
+    )
     assert "EXIT STATUS" in root.stdout and "grokwatch-report(1)" in root.stdout

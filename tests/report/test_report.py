@@ -16,8 +16,11 @@ from grokwatch.cli import app
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("runs")
-    return {"anti": make_anti_run(base / "anti"), "trap": make_trap_run(base / "trap"),
-            "clean": make_clean_run(base / "clean")}
+    return {
+        "anti": make_anti_run(base / "anti"),
+        "trap": make_trap_run(base / "trap"),
+        "clean": make_clean_run(base / "clean"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,9 @@ def test_model_levels_and_agreement(runs):
     assert rep.peak.step == 10000 and rep.drop.step == 100000
     assert rep.warning is not None and rep.warning.step <= 1000  # the planted trap
     assert rep.lead(rep.warning) == 100000 - rep.warning.step
-    assert [c.acc_phase for c in rep.checkpoints] == ["pre-grokking"] * 2 + ["grokking"] * 3 + ["anti-grokking"]
+    assert [c.acc_phase for c in rep.checkpoints] == ["pre-grokking"] * 2 + ["grokking"] * 3 + [
+        "anti-grokking"
+    ]
     ag = rep.agreement
     assert ag.compared == sum(ag.confusion.values()) and 0 <= ag.agree <= ag.compared
     for name, level in (("trap", "trap"), ("clean", "none")):
@@ -95,8 +100,15 @@ def test_html_sections_self_contained_and_plots_inline(anti_html, runs):
     assert p.figures and all(n == 1 for n in p.figures)
     assert len(p.figures) == 3 + 3 * 2
     assert str(runs["anti"]) not in text and str(path.parent) not in text  # no tmp paths
-    for needle in ("early warning", "peak test accuracy", "agreement", "Phase timeline", "anti-grokking",
-                   "fc1.weight", "grokwatch"):
+    for needle in (
+        "early warning",
+        "peak test accuracy",
+        "agreement",
+        "Phase timeline",
+        "anti-grokking",
+        "fc1.weight",
+        "grokwatch",
+    ):
         assert needle in text
 
 
@@ -142,8 +154,9 @@ def test_markdown_table_shape(runs, tmp_path):
     assert md.startswith("### grokwatch report: anti\n")
     facts, timeline = _tables(md)
     assert facts[0] == "| item | value |" and re.fullmatch(r"\|(---\|){2}", facts[1])
-    assert timeline[0] == "| steps | phase | checkpoints | evidence |" and re.fullmatch(r"\|(---\|){4}",
-                                                                                         timeline[1])
+    assert timeline[0] == "| steps | phase | checkpoints | evidence |" and re.fullmatch(
+        r"\|(---\|){4}", timeline[1]
+    )
     for table, n in ((facts, 2), (timeline, 4)):
         assert len(table) > 2 and all(_cells(line) == n for line in table), table
     keys = [line.split("|")[1].strip() for line in facts[2:]]
@@ -166,7 +179,9 @@ def test_github_annotations(runs):
     r = invoke(runs["anti"], env={"GITHUB_ACTIONS": "true"})
     assert r.exit_code == 0, r.output
     lines = [line for line in r.stdout.splitlines() if line.startswith("::")]
-    assert lines and all(line.startswith("::warning title=grokwatch%3A anti-grokking in anti::") for line in lines)
+    assert lines and all(
+        line.startswith("::warning title=grokwatch%3A anti-grokking in anti::") for line in lines
+    )
     assert any("step 100,000 (step_00100000.safetensors)" in line for line in lines)
     assert "::warning" not in invoke(runs["anti"]).stdout
     assert "::warning" not in invoke(runs["clean"], env={"GITHUB_ACTIONS": "true"}).stdout
@@ -175,12 +190,21 @@ def test_github_annotations(runs):
 # ---------------------------------------------------------------- exit codes
 
 
-@pytest.mark.parametrize("run,fail_on,extra,code", [
-    ("clean", "none", (), 0), ("clean", "trap", (), 0), ("clean", "anti-grokking", (), 0),
-    ("trap", "trap", (), 1), ("trap", "anti-grokking", (), 0), ("trap", "trap", ("--exit-zero",), 0),
-    ("anti", "none", (), 0), ("anti", "trap", (), 1), ("anti", "anti-grokking", (), 1),
-    ("anti", "anti-grokking", ("--exit-zero",), 0),
-])
+@pytest.mark.parametrize(
+    "run,fail_on,extra,code",
+    [
+        ("clean", "none", (), 0),
+        ("clean", "trap", (), 0),
+        ("clean", "anti-grokking", (), 0),
+        ("trap", "trap", (), 1),
+        ("trap", "anti-grokking", (), 0),
+        ("trap", "trap", ("--exit-zero",), 0),
+        ("anti", "none", (), 0),
+        ("anti", "trap", (), 1),
+        ("anti", "anti-grokking", (), 1),
+        ("anti", "anti-grokking", ("--exit-zero",), 0),
+    ],
+)
 def test_fail_on_exit_codes(runs, run, fail_on, extra, code):
     r = invoke(runs[run], "--fail-on", fail_on, *extra)
     assert r.exit_code == code, r.output
@@ -222,9 +246,11 @@ def test_unwritable_output_is_usage_error(runs, tmp_path):
 
 def test_markdown_to_stdout(tmp_path):
 
-
     fixtures = __import__("pathlib").Path(__file__).resolve().parents[2] / "fixtures" / "mini_run"
-    r = CliRunner().invoke(app, ["report", str(fixtures), "-j", "1", "--no-cache", "--markdown", "-"],
-                           env={"NO_COLOR": "1", "GITHUB_STEP_SUMMARY": "", "GITHUB_ACTIONS": ""})
+    r = CliRunner().invoke(
+        app,
+        ["report", str(fixtures), "-j", "1", "--no-cache", "--markdown", "-"],
+        env={"NO_COLOR": "1", "GITHUB_STEP_SUMMARY": "", "GITHUB_ACTIONS": ""},
+    )
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("### grokwatch report") and "phase timeline" not in r.stdout

@@ -24,16 +24,28 @@ def test_report_screenshot_not_blank(tmp_path):
     r = invoke(run, "--html", html, "--layers", "fc1.weight")
     assert r.exit_code == 0, r.output
     png = tmp_path / "shot.png"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}",
-           "--window-size=1280,2000", html.as_uri()]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--screenshot={png}",
+        "--window-size=1280,2000",
+        html.as_uri(),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert png.exists(), proc.stderr[-2000:]
     img = mpimg.imread(str(png))  # float RGB(A) in [0, 1]
     assert img.shape[0] == 2000 and img.shape[1] == 1280
     rgb = np.round(img[..., :3] * 255).astype(np.uint8).reshape(-1, 3)
-    colors = np.unique(rgb[:: 7], axis=0)
+    colors = np.unique(rgb[::7], axis=0)
     assert len(colors) > 200, f"only {len(colors)} distinct colours: blank page?"
     nonwhite = np.mean(rgb.min(axis=1) < 235)
     assert 0.03 < nonwhite < 0.9, f"{nonwhite:.1%} of pixels are not white"

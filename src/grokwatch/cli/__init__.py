@@ -25,7 +25,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     name="grokwatch",
     help="Audit a training run's checkpoints with Heavy-Tailed Self-Regularization: power-law alpha per "
-         "layer, correlation traps, and grokking / anti-grokking phase labels, from the weights alone.",
+    "layer, correlation traps, and grokking / anti-grokking phase labels, from the weights alone.",
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -41,8 +41,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """Audit a training run's checkpoints with Heavy-Tailed Self-Regularization."""
 

@@ -61,8 +61,14 @@ def run_scan(directory: Path, settings, workers: int | None, cache: bool, cache_
     if show_progress():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        bar = Progress(TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                       console=stderr_console(), transient=True)
+        bar = Progress(
+            TextColumn("analysing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=stderr_console(),
+            transient=True,
+        )
 
         def progress(total: int):
             task = bar.add_task("scan", total=total)
@@ -71,11 +77,22 @@ def run_scan(directory: Path, settings, workers: int | None, cache: bool, cache_
     try:
         if bar is not None:
             with bar:
-                result = scan_folder(directory, settings, workers=workers, rules=rules, progress=progress,
-                                     cache=(cache_path or True) if cache else False)
+                result = scan_folder(
+                    directory,
+                    settings,
+                    workers=workers,
+                    rules=rules,
+                    progress=progress,
+                    cache=(cache_path or True) if cache else False,
+                )
         else:
-            result = scan_folder(directory, settings, workers=workers, rules=rules,
-                                 cache=(cache_path or True) if cache else False)
+            result = scan_folder(
+                directory,
+                settings,
+                workers=workers,
+                rules=rules,
+                cache=(cache_path or True) if cache else False,
+            )
     except NoCheckpointsError as e:
         no_checkpoints(str(e))
     for line in result.errors:

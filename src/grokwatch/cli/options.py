@@ -25,36 +25,116 @@ class OutputFormat(str, Enum):
     markdown = "markdown"
 
 
-DirArg = Annotated[Path, typer.Argument(help="Checkpoint folder (searched recursively) or one checkpoint file.",
-                                        show_default=False)]
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.",
-                                                 envvar="GROKWATCH_FORMAT")]
-WorkersOpt = Annotated[int | None, typer.Option("--workers", "-j", min=1, envvar="GROKWATCH_WORKERS",
-                                                help="Worker processes [default: all cores].", show_default=False)]
-CacheOpt = Annotated[bool, typer.Option("--cache/--no-cache", envvar="GROKWATCH_CACHE",
-                                        help="Reuse results stored in DIR/.grokwatch-cache.sqlite.")]
-CachePathOpt = Annotated[Path | None, typer.Option("--cache-path", envvar="GROKWATCH_CACHE_PATH",
-                                                   help="SQLite cache file to use instead of the default.",
-                                                   show_default=False)]
-LayersOpt = Annotated[list[str] | None, typer.Option("--layers", "-l", help="Only layers matching this glob "
-                                                     "(repeatable), e.g. 'fc*.weight'.", show_default=False)]
-ExcludeOpt = Annotated[list[str] | None, typer.Option("--exclude", "-x", help="Skip layers matching this glob "
-                                                      "(repeatable).", show_default=False)]
-SeedOpt = Annotated[int, typer.Option("--seed", envvar="GROKWATCH_SEED", help="Seed of the element shuffles (traps).")]
-ReplicasOpt = Annotated[int | None, typer.Option("--replicas", min=1, help="Shuffles per layer for traps "
-                                                 "[default: 5 when the layer has < 100 eigenvalues, else 1].",
-                                                 show_default=False)]
-AlphaLowOpt = Annotated[float, typer.Option("--alpha-low", envvar="GROKWATCH_ALPHA_LOW",
-                                            help="Phase rule: a trusted alpha below this means anti-grokking.")]
-AlphaHighOpt = Annotated[float, typer.Option("--alpha-high", envvar="GROKWATCH_ALPHA_HIGH",
-                                             help="Phase rule: a trusted alpha above this means pre-grokking.")]
-TrapMinOpt = Annotated[int, typer.Option("--trap-min", envvar="GROKWATCH_TRAP_MIN",
-                                         help="Phase rule: this many traps in one layer mean anti-grokking.")]
-PreRuleOpt = Annotated[PreRule, typer.Option("--pre-rule", envvar="GROKWATCH_PRE_RULE",
-                                         help="Phase rule: pre-grokking when 'any' or 'all' trusted layers have "
-                                         "alpha above --alpha-high.")]
-MinEvalsOpt = Annotated[int, typer.Option("--min-evals", help="Phase rule: ignore layers with fewer "
-                                          "eigenvalues (below 20 the fit is WeightWatcher's small-N fit).")]
-FitOpt = Annotated[Fit, typer.Option("--fit", envvar="GROKWATCH_FIT", help=(
-    "Power-law fit: ww = WeightWatcher's default (free xmin, minimum KS distance); peak = xmin within "
-    "[0.95, 1.5] x the ESD's log-histogram peak; powerlaw = the powerlaw package (slow cross-check)."))]
+DirArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Checkpoint folder (searched recursively) or one checkpoint file.", show_default=False
+    ),
+]
+FormatOpt = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="Output format.", envvar="GROKWATCH_FORMAT")
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        "-j",
+        min=1,
+        envvar="GROKWATCH_WORKERS",
+        help="Worker processes [default: all cores].",
+        show_default=False,
+    ),
+]
+CacheOpt = Annotated[
+    bool,
+    typer.Option(
+        "--cache/--no-cache",
+        envvar="GROKWATCH_CACHE",
+        help="Reuse results stored in DIR/.grokwatch-cache.sqlite.",
+    ),
+]
+CachePathOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-path",
+        envvar="GROKWATCH_CACHE_PATH",
+        help="SQLite cache file to use instead of the default.",
+        show_default=False,
+    ),
+]
+LayersOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--layers",
+        "-l",
+        help="Only layers matching this glob (repeatable), e.g. 'fc*.weight'.",
+        show_default=False,
+    ),
+]
+ExcludeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--exclude", "-x", help="Skip layers matching this glob (repeatable).", show_default=False),
+]
+SeedOpt = Annotated[
+    int, typer.Option("--seed", envvar="GROKWATCH_SEED", help="Seed of the element shuffles (traps).")
+]
+ReplicasOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--replicas",
+        min=1,
+        help="Shuffles per layer for traps [default: 5 when the layer has < 100 eigenvalues, else 1].",
+        show_default=False,
+    ),
+]
+AlphaLowOpt = Annotated[
+    float,
+    typer.Option(
+        "--alpha-low",
+        envvar="GROKWATCH_ALPHA_LOW",
+        help="Phase rule: a trusted alpha below this means anti-grokking.",
+    ),
+]
+AlphaHighOpt = Annotated[
+    float,
+    typer.Option(
+        "--alpha-high",
+        envvar="GROKWATCH_ALPHA_HIGH",
+        help="Phase rule: a trusted alpha above this means pre-grokking.",
+    ),
+]
+TrapMinOpt = Annotated[
+    int,
+    typer.Option(
+        "--trap-min",
+        envvar="GROKWATCH_TRAP_MIN",
+        help="Phase rule: this many traps in one layer mean anti-grokking.",
+    ),
+]
+PreRuleOpt = Annotated[
+    PreRule,
+    typer.Option(
+        "--pre-rule",
+        envvar="GROKWATCH_PRE_RULE",
+        help="Phase rule: pre-grokking when 'any' or 'all' trusted layers have alpha above --alpha-high.",
+    ),
+]
+MinEvalsOpt = Annotated[
+    int,
+    typer.Option(
+        "--min-evals",
+        help="Phase rule: ignore layers with fewer "
+        "eigenvalues (below 20 the fit is WeightWatcher's small-N fit).",
+    ),
+]
+FitOpt = Annotated[
+    Fit,
+    typer.Option(
+        "--fit",
+        envvar="GROKWATCH_FIT",
+        help=(
+            "Power-law fit: ww = WeightWatcher's default (free xmin, minimum KS distance); peak = xmin within "
+            "[0.95, 1.5] x the ESD's log-histogram peak; powerlaw = the powerlaw package (slow cross-check)."
+        ),
+    ),
+]

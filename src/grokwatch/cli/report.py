@@ -39,22 +39,63 @@ class FailOn(str, Enum):
 
 def report(
     directory: DirArg,
-    html: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report to this file "
-                                              "(no JavaScript, no external URLs, plots inline).",
-                                              show_default=False, dir_okay=False)] = None,
-    markdown: Annotated[Path | None, typer.Option("--markdown", help="Write a compact Markdown summary to this "
-                                                   "file ('-' for stdout). When GITHUB_STEP_SUMMARY is set, the summary is also "
-                                                  "appended to it.", show_default=False, dir_okay=False)] = None,
-    fail_on: Annotated[FailOn, typer.Option("--fail-on", envvar="GROKWATCH_FAIL_ON", help=(
-        "Exit 1 when a checkpoint is at or above this level: trap = any correlation trap or anti-grokking; "
-        "anti-grokking = a checkpoint labelled anti-grokking."))] = FailOn.none,
-    exit_zero: Annotated[bool, typer.Option("--exit-zero", help="Exit 0 even when --fail-on finds something "
-                                            "(input errors still exit 3 or 4).")] = False,
-    traps: Annotated[bool, typer.Option("--traps/--no-traps", help="Count correlation traps (they feed the "
-                                        "phase rule, the early warning and --fail-on trap).")] = True,
-    acc_drop: Annotated[float, typer.Option("--acc-drop", min=0.0, max=1.0, help=(
-        "Accuracy phases: test accuracy this far below its peak (with train accuracy >= 0.99) is "
-        "anti-grokking; also the size of the drop the early warning is timed against."))] = 0.03,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Write a self-contained HTML report to this file "
+            "(no JavaScript, no external URLs, plots inline).",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ] = None,
+    markdown: Annotated[
+        Path | None,
+        typer.Option(
+            "--markdown",
+            help="Write a compact Markdown summary to this "
+            "file ('-' for stdout). When GITHUB_STEP_SUMMARY is set, the summary is also "
+            "appended to it.",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ] = None,
+    fail_on: Annotated[
+        FailOn,
+        typer.Option(
+            "--fail-on",
+            envvar="GROKWATCH_FAIL_ON",
+            help=(
+                "Exit 1 when a checkpoint is at or above this level: trap = any correlation trap or anti-grokking; "
+                "anti-grokking = a checkpoint labelled anti-grokking."
+            ),
+        ),
+    ] = FailOn.none,
+    exit_zero: Annotated[
+        bool,
+        typer.Option(
+            "--exit-zero", help="Exit 0 even when --fail-on finds something (input errors still exit 3 or 4)."
+        ),
+    ] = False,
+    traps: Annotated[
+        bool,
+        typer.Option(
+            "--traps/--no-traps",
+            help="Count correlation traps (they feed the phase rule, the early warning and --fail-on trap).",
+        ),
+    ] = True,
+    acc_drop: Annotated[
+        float,
+        typer.Option(
+            "--acc-drop",
+            min=0.0,
+            max=1.0,
+            help=(
+                "Accuracy phases: test accuracy this far below its peak (with train accuracy >= 0.99) is "
+                "anti-grokking; also the size of the drop the early warning is timed against."
+            ),
+        ),
+    ] = 0.03,
     fit: FitOpt = DEFAULT_SETTINGS.fit,
     workers: WorkersOpt = None,
     cache: CacheOpt = True,
@@ -88,10 +129,17 @@ def report(
     from grokwatch.report.summary import annotations, render_terminal, to_markdown
     from grokwatch.settings import PhaseRules, Settings
 
-    settings = Settings(fit=fit, traps=traps, seed=seed, replicas=replicas,
-                        layers=tuple(layers or ()), exclude=tuple(exclude or ()))
-    rules = PhaseRules(alpha_low=alpha_low, alpha_high=alpha_high, trap_min=trap_min, min_evals=min_evals,
-                       pre_rule=pre_rule)
+    settings = Settings(
+        fit=fit,
+        traps=traps,
+        seed=seed,
+        replicas=replicas,
+        layers=tuple(layers or ()),
+        exclude=tuple(exclude or ()),
+    )
+    rules = PhaseRules(
+        alpha_low=alpha_low, alpha_high=alpha_high, trap_min=trap_min, min_evals=min_evals, pre_rule=pre_rule
+    )
     result = run_scan(directory, settings, workers, cache, cache_path, rules)
     rep = build_report(result, rules, acc_drop=acc_drop)
     env = environment()
@@ -127,8 +175,10 @@ def report(
     hits = rep.at_or_above(fail_on.value)
     if hits:
         first = hits[0]
-        msg = (f"--fail-on {fail_on.value}: {len(hits)} checkpoint(s) at or above it, first {first.label} "
-               f"({first.rel})")
+        msg = (
+            f"--fail-on {fail_on.value}: {len(hits)} checkpoint(s) at or above it, first {first.label} "
+            f"({first.rel})"
+        )
         if exit_zero:
             warn_line(msg + "; exiting 0 (--exit-zero)")
             return

@@ -33,9 +33,17 @@ def scan(
     directory: DirArg,
     fmt: FormatOpt = OutputFormat.table,
     fit: FitOpt = DEFAULT_SETTINGS.fit,
-    traps: Annotated[bool, typer.Option("--traps", help="Also count correlation traps (adds n_traps).")] = False,
-    per_layer: Annotated[bool, typer.Option("--per-layer", help="Table with one row per layer and the fit's "
-                                            "evidence (sigma, xmin, KS distance D, n_tail, norms).")] = False,
+    traps: Annotated[
+        bool, typer.Option("--traps", help="Also count correlation traps (adds n_traps).")
+    ] = False,
+    per_layer: Annotated[
+        bool,
+        typer.Option(
+            "--per-layer",
+            help="Table with one row per layer and the fit's "
+            "evidence (sigma, xmin, KS distance D, n_tail, norms).",
+        ),
+    ] = False,
     workers: WorkersOpt = None,
     cache: CacheOpt = True,
     cache_path: CachePathOpt = None,
@@ -58,11 +66,23 @@ def scan(
     """
     from grokwatch.settings import PhaseRules, Settings
 
-    settings = Settings(fit=fit, traps=traps, seed=seed, replicas=replicas,
-                        layers=tuple(layers or ()), exclude=tuple(exclude or ()))
-    rules = PhaseRules(alpha_low=alpha_low, alpha_high=alpha_high, trap_min=trap_min, min_evals=min_evals,
-                       pre_rule=pre_rule)
+    settings = Settings(
+        fit=fit,
+        traps=traps,
+        seed=seed,
+        replicas=replicas,
+        layers=tuple(layers or ()),
+        exclude=tuple(exclude or ()),
+    )
+    rules = PhaseRules(
+        alpha_low=alpha_low, alpha_high=alpha_high, trap_min=trap_min, min_evals=min_evals, pre_rule=pre_rule
+    )
     result = run_scan(directory, settings, workers, cache, cache_path, rules)
-    emit(result, fmt, title=f"grokwatch scan {directory} (fit={fit.value})", show_traps=traps,
-         per_layer=per_layer)
+    emit(
+        result,
+        fmt,
+        title=f"grokwatch scan {directory} (fit={fit.value})",
+        show_traps=traps,
+        per_layer=per_layer,
+    )
     finish(result)

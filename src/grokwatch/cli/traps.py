@@ -49,14 +49,23 @@ def traps(
     cache_path: CachePathOpt = None,
     layers: LayersOpt = None,
     exclude: ExcludeOpt = None,
-    plot: Annotated[Path | None, typer.Option("--plot", help="Write one figure per layer with traps into this "
-                                              "folder (log-log ESD with its power-law fit; shuffled ESD "
-                                              "with the MP density and the traps).", show_default=False,
-                                              file_okay=False)] = None,
-    all_layers: Annotated[bool, typer.Option("--all", help="With --plot: a figure for every layer, "
-                                             "not only those with traps.")] = False,
-    plot_format: Annotated[PlotFormat, typer.Option("--plot-format", help="Image format for --plot.")]
-    = PlotFormat.png,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Write one figure per layer with traps into this "
+            "folder (log-log ESD with its power-law fit; shuffled ESD "
+            "with the MP density and the traps).",
+            show_default=False,
+            file_okay=False,
+        ),
+    ] = None,
+    all_layers: Annotated[
+        bool, typer.Option("--all", help="With --plot: a figure for every layer, not only those with traps.")
+    ] = False,
+    plot_format: Annotated[
+        PlotFormat, typer.Option("--plot-format", help="Image format for --plot.")
+    ] = PlotFormat.png,
     trap_min: TrapMinOpt = DEFAULT_RULES.trap_min,
 ) -> None:
     """Count correlation traps: eigenvalues of each element-shuffled layer above the Marchenko-Pastur bulk.
@@ -72,8 +81,9 @@ def traps(
     from grokwatch.report.text import TRAP_COLUMNS, to_csv, to_json, traps_markdown, traps_table
     from grokwatch.settings import PhaseRules, Settings
 
-    settings = Settings(traps=True, seed=seed, replicas=replicas,
-                        layers=tuple(layers or ()), exclude=tuple(exclude or ()))
+    settings = Settings(
+        traps=True, seed=seed, replicas=replicas, layers=tuple(layers or ()), exclude=tuple(exclude or ())
+    )
     result = run_scan(directory, settings, workers, cache, cache_path, PhaseRules(trap_min=trap_min))
     if fmt == OutputFormat.json:
         sys.stdout.write(to_json(result.records) + "\n")

@@ -14,9 +14,16 @@ from html import escape
 
 from grokwatch.phases import ANTI, GROK, PRE, UNKNOWN
 
-SECTIONS = [("summary", "Summary"), ("alpha", "α per layer"), ("accuracy", "Accuracy"),
-            ("traps", "Traps"), ("esd", "ESD plots"), ("checkpoints", "Per checkpoint"),
-            ("layers", "Per layer"), ("settings", "Settings and versions")]
+SECTIONS = [
+    ("summary", "Summary"),
+    ("alpha", "α per layer"),
+    ("accuracy", "Accuracy"),
+    ("traps", "Traps"),
+    ("esd", "ESD plots"),
+    ("checkpoints", "Per checkpoint"),
+    ("layers", "Per layer"),
+    ("settings", "Settings and versions"),
+]
 
 CSS = """
 :root{--fg:#1d232a;--muted:#5d6875;--line:#d8dde3;--pre:#f2c14e;--grok:#59a14f;--anti:#e15759;--unk:#bab0ac}
@@ -51,7 +58,7 @@ LEVEL_CLASS = {"anti-grokking": "lvl-anti", "trap": "lvl-trap", "none": "lvl-non
 
 def inline_svg(svg: str) -> str:
     """Drop the XML prolog, the RDF metadata block and namespace URIs from matplotlib's SVG."""
-    svg = svg[svg.find("<svg"):]
+    svg = svg[svg.find("<svg") :]
     svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
     head, sep, rest = svg.partition(">")
     head = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", head)
@@ -89,9 +96,9 @@ def _alpha(r, rules) -> str:
 
 
 def _table(header: list[str], rows: list[str], numeric: set[int] = frozenset(), cls: str = "") -> str:
-    ths = "".join(f'<th{" class=n" if i in numeric else ""}>{escape(h)}</th>' for i, h in enumerate(header))
+    ths = "".join(f"<th{' class=n' if i in numeric else ''}>{escape(h)}</th>" for i, h in enumerate(header))
     body = "\n".join(rows)
-    return f'<table{f" class={cls}" if cls else ""}><thead><tr>{ths}</tr></thead><tbody>\n{body}\n</tbody></table>'
+    return f"<table{f' class={cls}' if cls else ''}><thead><tr>{ths}</tr></thead><tbody>\n{body}\n</tbody></table>"
 
 
 def _summary(rep) -> str:
@@ -105,14 +112,20 @@ def _summary(rep) -> str:
             v_html = escape(v)
         rows.append(f"<tr><th>{escape(k)}</th><td>{v_html}</td></tr>")
     out = ['<table class="facts"><tbody>', *rows, "</tbody></table>", "<h3>Phase timeline</h3>"]
-    header = ["steps", "phase", "checkpoints"] + (["test accuracy"] if rep.has_accuracy else []) + [
-        "evidence (first checkpoint of the range)"]
+    header = (
+        ["steps", "phase", "checkpoints"]
+        + (["test accuracy"] if rep.has_accuracy else [])
+        + ["evidence (first checkpoint of the range)"]
+    )
     trs = []
     for pr in rep.timeline:
-        cells = [f'<td class="n">{escape(pr.steps)}</td>', f"<td>{_phase(pr.phase)}</td>",
-                 f'<td class="n">{pr.count}</td>']
+        cells = [
+            f'<td class="n">{escape(pr.steps)}</td>',
+            f"<td>{_phase(pr.phase)}</td>",
+            f'<td class="n">{pr.count}</td>',
+        ]
         if rep.has_accuracy:
-            accs = [c.test_acc for c in rep.checkpoints[pr.start:pr.end + 1] if c.test_acc is not None]
+            accs = [c.test_acc for c in rep.checkpoints[pr.start : pr.end + 1] if c.test_acc is not None]
             cells.append(f'<td class="n">{min(accs):.3f} – {max(accs):.3f}</td>' if accs else "<td></td>")
         cells.append(f"<td>{escape(pr.reason)}</td>")
         trs.append("<tr>" + "".join(cells) + "</tr>")
@@ -121,14 +134,20 @@ def _summary(rep) -> str:
     if ag is not None and ag.compared:
         acc_cols = [p for p in (PRE, GROK, ANTI) if any(k[1] == p for k in ag.confusion)]
         spec_rows = [p for p in (PRE, GROK, ANTI) if any(k[0] == p for k in ag.confusion)]
-        trs = [f"<tr><th>{_phase(s)}</th>" + "".join(
-            f'<td class="n">{ag.confusion.get((s, a), 0)}</td>' for a in acc_cols) + "</tr>" for s in spec_rows]
+        trs = [
+            f"<tr><th>{_phase(s)}</th>"
+            + "".join(f'<td class="n">{ag.confusion.get((s, a), 0)}</td>' for a in acc_cols)
+            + "</tr>"
+            for s in spec_rows
+        ]
         out.append("<h3>Spectral phase (rows) against accuracy phase (columns)</h3>")
         out.append(_table(["spectral \\ accuracy", *acc_cols], trs, set(range(1, len(acc_cols) + 1))))
-        out.append(f'<p class="note">Accuracy phases (DESIGN.md): pre-grokking before the test peak while test '
-                   f'accuracy is below halfway to it; anti-grokking after the peak with train accuracy ≥ 0.99 '
-                   f'and test accuracy ≥ {rep.acc_drop:g} below the peak; grokking otherwise. Checkpoints '
-                   f'labelled unknown are left out.</p>')
+        out.append(
+            f'<p class="note">Accuracy phases (DESIGN.md): pre-grokking before the test peak while test '
+            f"accuracy is below halfway to it; anti-grokking after the peak with train accuracy ≥ 0.99 "
+            f"and test accuracy ≥ {rep.acc_drop:g} below the peak; grokking otherwise. Checkpoints "
+            f"labelled unknown are left out.</p>"
+        )
     return "\n".join(out)
 
 
@@ -160,17 +179,34 @@ def _checkpoint_table(rep) -> str:
             cells.append(f"<td>{_phase(c.acc_phase)}</td>")
         cells.append(f"<td>{escape(c.reason)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return ('<p class="note">? = weak fit (n_tail &lt; 10, not used by the phase rule); red: α below '
-            f'{rep.rules.alpha_low:g}; amber: α above {rep.rules.alpha_high:g}.</p>'
-            f'<div class="scroll">{_table(header, rows, numeric)}</div>')
+    return (
+        '<p class="note">? = weak fit (n_tail &lt; 10, not used by the phase rule); red: α below '
+        f"{rep.rules.alpha_low:g}; amber: α above {rep.rules.alpha_high:g}.</p>"
+        f'<div class="scroll">{_table(header, rows, numeric)}</div>'
+    )
 
 
-LAYER_COLS = [("step", "step"), ("checkpoint", "checkpoint"), ("layer", "layer"), ("shape", "shape"),
-              ("α", "alpha"), ("x_min", "xmin"), ("D", "D"), ("n_tail", "n_tail"), ("weak", "weak_fit"),
-              ("λ_max", "lambda_max"), ("α weighted", "alpha_weighted"), ("stable rank", "stable_rank"),
-              ("traps", "n_traps"), ("λ⁺", "lambda_plus"), ("threshold", "threshold"),
-              ("shuffled λ_max", "rand_lambda_max"), ("KS to MP", "ks_mp"), ("phase", "phase"),
-              ("error", "error")]
+LAYER_COLS = [
+    ("step", "step"),
+    ("checkpoint", "checkpoint"),
+    ("layer", "layer"),
+    ("shape", "shape"),
+    ("α", "alpha"),
+    ("x_min", "xmin"),
+    ("D", "D"),
+    ("n_tail", "n_tail"),
+    ("weak", "weak_fit"),
+    ("λ_max", "lambda_max"),
+    ("α weighted", "alpha_weighted"),
+    ("stable rank", "stable_rank"),
+    ("traps", "n_traps"),
+    ("λ⁺", "lambda_plus"),
+    ("threshold", "threshold"),
+    ("shuffled λ_max", "rand_lambda_max"),
+    ("KS to MP", "ks_mp"),
+    ("phase", "phase"),
+    ("error", "error"),
+]
 
 
 def _layer_table(rep) -> str:
@@ -209,13 +245,22 @@ def _versions() -> list[tuple[str, str]]:
 
 def _settings(rep, root: str) -> str:
     s, r = rep.settings, rep.rules
-    items = [("folder", rep.name), ("fit", s.fit), ("traps", "yes" if s.traps else "no"), ("seed", str(s.seed)),
-             ("replicas", "default (5 when M < 100, else 1)" if s.replicas is None else str(s.replicas)),
-             ("layers", ", ".join(s.layers) or "all"), ("exclude", ", ".join(s.exclude) or "none"),
-             ("phase rule", f"anti-grokking: a trusted α < {r.alpha_low:g} or ≥ {r.trap_min} traps in a layer; "
-                            f"pre-grokking: a trusted α > {r.alpha_high:g}; grokking otherwise; trusted = "
-                            f"n_tail ≥ 10 and ≥ {r.min_evals} eigenvalues"),
-             ("accuracy drop", f"{rep.acc_drop:g}")]
+    items = [
+        ("folder", rep.name),
+        ("fit", s.fit),
+        ("traps", "yes" if s.traps else "no"),
+        ("seed", str(s.seed)),
+        ("replicas", "default (5 when M < 100, else 1)" if s.replicas is None else str(s.replicas)),
+        ("layers", ", ".join(s.layers) or "all"),
+        ("exclude", ", ".join(s.exclude) or "none"),
+        (
+            "phase rule",
+            f"anti-grokking: a trusted α < {r.alpha_low:g} or ≥ {r.trap_min} traps in a layer; "
+            f"pre-grokking: a trusted α > {r.alpha_high:g}; grokking otherwise; trusted = "
+            f"n_tail ≥ 10 and ≥ {r.min_evals} eigenvalues",
+        ),
+        ("accuracy drop", f"{rep.acc_drop:g}"),
+    ]
     rows = [f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in items + _versions()]
     out = ['<table class="facts"><tbody>', *rows, "</tbody></table>"]
     if rep.errors:
@@ -228,12 +273,16 @@ def _settings(rep, root: str) -> str:
 def _esd(esd) -> str:
     if not esd:
         return '<p class="note">No ESD plots.</p>'
-    out = ['<p class="note">Left: the layer\'s eigenvalues with the fitted power law (from x_min). Right: the '
-           'eigenvalues of the element-shuffled layer against the Marchenko–Pastur law; eigenvalues past the '
-           'threshold are correlation traps.</p>']
+    out = [
+        '<p class="note">Left: the layer\'s eigenvalues with the fitted power law (from x_min). Right: the '
+        "eigenvalues of the element-shuffled layer against the Marchenko–Pastur law; eigenvalues past the "
+        "threshold are correlation traps.</p>"
+    ]
     for why, view, figs in esd:
-        out.append(f'<h3>{escape(why)}: {escape(view.label)} <span class="note">({escape(view.rel)})</span> '
-                   f'{_phase(view.phase)}</h3>')
+        out.append(
+            f'<h3>{escape(why)}: {escape(view.label)} <span class="note">({escape(view.rel)})</span> '
+            f"{_phase(view.phase)}</h3>"
+        )
         for layer, svg in figs:
             if layer == "error":
                 out.append(svg)
@@ -248,20 +297,31 @@ def render_html(rep, plots: dict[str, str], esd, root: str = "") -> str:
     """The page. `plots`: svg text by section id (alpha, accuracy, traps); `esd`: from report_plots.esd_figures."""
     title = f"grokwatch report: {rep.name}"
     nav = " ".join(f'<a href="#{k}">{escape(v)}</a>' for k, v in SECTIONS)
-    body = {"summary": _summary(rep), "checkpoints": _checkpoint_table(rep), "layers": _layer_table(rep),
-            "settings": _settings(rep, root), "esd": _esd(esd)}
-    for key, missing in (("alpha", "No fitted α."),
-                         ("accuracy", "These checkpoints carry no train/test accuracy metadata."),
-                         ("traps", "Traps were not computed (--no-traps).")):
+    body = {
+        "summary": _summary(rep),
+        "checkpoints": _checkpoint_table(rep),
+        "layers": _layer_table(rep),
+        "settings": _settings(rep, root),
+        "esd": _esd(esd),
+    }
+    for key, missing in (
+        ("alpha", "No fitted α."),
+        ("accuracy", "These checkpoints carry no train/test accuracy metadata."),
+        ("traps", "Traps were not computed (--no-traps)."),
+    ):
         svg = plots.get(key)
         body[key] = f"<figure>{inline_svg(svg)}</figure>" if svg else f'<p class="note">{missing}</p>'
-    sections = "\n".join(f'<section id="{k}">\n<h2>{escape(v)}</h2>\n{body[k]}\n</section>' for k, v in SECTIONS)
+    sections = "\n".join(
+        f'<section id="{k}">\n<h2>{escape(v)}</h2>\n{body[k]}\n</section>' for k, v in SECTIONS
+    )
     sub = f"{len(rep.checkpoints)} checkpoints · {len(rep.layers)} layers · level: {rep.level}"
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
-            f"<h1>{escape(title)}</h1>\n<p class=\"sub\">{escape(sub)}</p>\n<nav>{nav}</nav>\n"
-            f"{sections}\n</main>\n</body>\n</html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
+        f'<h1>{escape(title)}</h1>\n<p class="sub">{escape(sub)}</p>\n<nav>{nav}</nav>\n'
+        f"{sections}\n</main>\n</body>\n</html>\n"
+    )
 
 
 def build_html(rep, result) -> str:
@@ -276,9 +336,11 @@ def build_html(rep, result) -> str:
     if rep.traps_computed:
         plots["traps"] = rp.traps_svg(rep)
     picks: list[tuple[str, object]] = []
-    candidates = [("first checkpoint", rep.checkpoints[0] if rep.checkpoints else None),
-                  ("best test accuracy", rep.peak),
-                  ("last checkpoint", rep.checkpoints[-1] if rep.checkpoints else None)]
+    candidates = [
+        ("first checkpoint", rep.checkpoints[0] if rep.checkpoints else None),
+        ("best test accuracy", rep.peak),
+        ("last checkpoint", rep.checkpoints[-1] if rep.checkpoints else None),
+    ]
     for why, view in candidates:
         if view is None:
             continue

@@ -99,21 +99,46 @@ def _shuffled_panel(ax, t: TrapResult) -> None:
     traps_in = t.trap_evals[t.trap_evals <= right]
     many = f" of all {t.replicas} shuffles ({len(t.trap_evals)})" if t.replicas > 1 else ""
     if len(traps_in):
-        ax.plot(traps_in, np.zeros(len(traps_in)), linestyle="none", marker="^", markersize=9,
-                color="#c44e52", clip_on=False, label="traps" + many)
+        ax.plot(
+            traps_in,
+            np.zeros(len(traps_in)),
+            linestyle="none",
+            marker="^",
+            markersize=9,
+            color="#c44e52",
+            clip_on=False,
+            label="traps" + many,
+        )
     if len(far):
-        ax.plot([right], [0.0], linestyle="none", marker=">", markersize=10, color="#c44e52",
-                clip_on=False, label="traps beyond the axis")
+        ax.plot(
+            [right],
+            [0.0],
+            linestyle="none",
+            marker=">",
+            markersize=10,
+            color="#c44e52",
+            clip_on=False,
+            label="traps beyond the axis",
+        )
     core = rho[x > lm + 0.02 * (lp - lm)]  # at Q = 1 the density is infinite at 0: cap the axis
     ax.set_ylim(0.0, 1.2 * max(float(heights.max()), float(core.max())))
     ax.set_xlim(0.0, right)
     if len(far):
-        ax.annotate(f"{len(far)} more beyond →\nlargest λ = {far[-1]:.4g}", xy=(0.98, 0.55),
-                    xycoords="axes fraction", ha="right", va="center", color="#c44e52", fontsize=9)
+        ax.annotate(
+            f"{len(far)} more beyond →\nlargest λ = {far[-1]:.4g}",
+            xy=(0.98, 0.55),
+            xycoords="axes fraction",
+            ha="right",
+            va="center",
+            color="#c44e52",
+            fontsize=9,
+        )
     ax.set_xlabel("eigenvalue of shuffled WᵀW, rescaled to mean 1")
     ax.set_ylabel("density")
     per = " (median per shuffle)" if t.replicas > 1 else ""
-    ax.set_title(f"Shuffled ESD vs MP: {t.n_traps} trap{'s' if t.n_traps != 1 else ''}{per}, KS = {t.ks_mp:.3f}")
+    ax.set_title(
+        f"Shuffled ESD vs MP: {t.n_traps} trap{'s' if t.n_traps != 1 else ''}{per}, KS = {t.ks_mp:.3f}"
+    )
     ax.legend(loc="upper right")
 
 
@@ -133,8 +158,15 @@ def _figure(evals, traps: TrapResult, alpha, xmin, title: str):
     return fig
 
 
-def layer_figure(evals: np.ndarray, traps: TrapResult, *, alpha: float | None = None,
-                 xmin: float | None = None, title: str = "", fmt: str = "svg") -> bytes:
+def layer_figure(
+    evals: np.ndarray,
+    traps: TrapResult,
+    *,
+    alpha: float | None = None,
+    xmin: float | None = None,
+    title: str = "",
+    fmt: str = "svg",
+) -> bytes:
     """The two-panel figure for one layer as SVG or PNG bytes (byte-stable for the same inputs)."""
     if fmt not in _FORMATS:
         raise ValueError(f"format must be one of {_FORMATS}, got {fmt!r}")
@@ -148,16 +180,29 @@ def layer_figure(evals: np.ndarray, traps: TrapResult, *, alpha: float | None = 
     return buf.getvalue()
 
 
-def layer_svg(evals: np.ndarray, traps: TrapResult, *, alpha: float | None = None,
-              xmin: float | None = None, title: str = "") -> str:
+def layer_svg(
+    evals: np.ndarray,
+    traps: TrapResult,
+    *,
+    alpha: float | None = None,
+    xmin: float | None = None,
+    title: str = "",
+) -> str:
     """SVG text for inline use in HTML (the XML prolog and DOCTYPE are stripped)."""
     svg = layer_figure(evals, traps, alpha=alpha, xmin=xmin, title=title, fmt="svg").decode("utf-8")
     start = svg.find("<svg")
     return svg[start:] if start >= 0 else svg
 
 
-def save_layer_figure(path: str | Path, evals: np.ndarray, traps: TrapResult, *, alpha: float | None = None,
-                      xmin: float | None = None, title: str = "") -> Path:
+def save_layer_figure(
+    path: str | Path,
+    evals: np.ndarray,
+    traps: TrapResult,
+    *,
+    alpha: float | None = None,
+    xmin: float | None = None,
+    title: str = "",
+) -> Path:
     """Write the figure; the format comes from the suffix (.svg or .png)."""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".") or "svg"
@@ -199,8 +244,14 @@ def write_layer_figures(result, out_dir: Path, all_layers: bool, ext: str) -> tu
                 rec = recs[layer]
                 step = "" if rec.step is None else f" @ step {rec.step}"
                 title = f"{layer}{step} ({rel})  N×M = {tr.N}×{tr.M}"
-                save_layer_figure(out_dir / plot_name(rel, layer, ext), evals, tr,
-                                  alpha=rec.alpha, xmin=rec.xmin, title=title)
+                save_layer_figure(
+                    out_dir / plot_name(rel, layer, ext),
+                    evals,
+                    tr,
+                    alpha=rec.alpha,
+                    xmin=rec.xmin,
+                    title=title,
+                )
                 written += 1
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the other figures
             problems.append(f"{rel}: cannot plot ({e})")

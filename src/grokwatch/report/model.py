@@ -143,10 +143,16 @@ def step_range(a: int | None, b: int | None) -> str:
 
 
 def _warning(records: list[LayerRecord], rules: PhaseRules) -> str | None:
-    why = [f"{r.layer} alpha={r.alpha:.2f} < {rules.alpha_low:g}" for r in records
-           if trusted(r, rules) and r.alpha < rules.alpha_low]
-    why += [f"{r.layer} {r.n_traps} trap{'s' if r.n_traps != 1 else ''}" for r in records
-            if r.n_traps is not None and r.n_traps > 0]
+    why = [
+        f"{r.layer} alpha={r.alpha:.2f} < {rules.alpha_low:g}"
+        for r in records
+        if trusted(r, rules) and r.alpha < rules.alpha_low
+    ]
+    why += [
+        f"{r.layer} {r.n_traps} trap{'s' if r.n_traps != 1 else ''}"
+        for r in records
+        if r.n_traps is not None and r.n_traps > 0
+    ]
     return "; ".join(why) or None
 
 
@@ -160,8 +166,9 @@ def _timeline(views: list[CheckpointView]) -> list[PhaseRange]:
     return out
 
 
-def build_report(result, rules: PhaseRules | None = None, acc_drop: float = 0.03,
-                 name: str | None = None) -> Report:
+def build_report(
+    result, rules: PhaseRules | None = None, acc_drop: float = 0.03, name: str | None = None
+) -> Report:
     """The report model of a ScanResult (records already phase-labelled by scan_folder)."""
     rules = rules or PhaseRules()
     groups: dict[str, list[LayerRecord]] = {}
@@ -175,20 +182,31 @@ def build_report(result, rules: PhaseRules | None = None, acc_drop: float = 0.03
         if not recs:
             continue
         first = recs[0]
-        views.append(CheckpointView(ck.rel, ck.step, first.phase or UNKNOWN, first.phase_reason or "", recs,
-                                    first.train_acc, first.test_acc, warning=_warning(recs, rules)))
+        views.append(
+            CheckpointView(
+                ck.rel,
+                ck.step,
+                first.phase or UNKNOWN,
+                first.phase_reason or "",
+                recs,
+                first.train_acc,
+                first.test_acc,
+                warning=_warning(recs, rules),
+            )
+        )
     # accuracy phases over the checkpoints that record test accuracy
     acc = [v for v in views if v.test_acc is not None]
     peak = drop = None
     agreement = None
     if acc:
         train = [v.train_acc if v.train_acc is not None else float("nan") for v in acc]
-        for v, p in zip(acc, accuracy_phases([v.step or 0 for v in acc], train, [v.test_acc for v in acc],
-                                             drop=acc_drop)):
+        for v, p in zip(
+            acc, accuracy_phases([v.step or 0 for v in acc], train, [v.test_acc for v in acc], drop=acc_drop)
+        ):
             v.acc_phase = p
         pi = max(range(len(acc)), key=lambda i: (acc[i].test_acc, -i))
         peak = acc[pi]
-        drop = next((v for v in acc[pi + 1:] if v.test_acc <= peak.test_acc - acc_drop), None)
+        drop = next((v for v in acc[pi + 1 :] if v.test_acc <= peak.test_acc - acc_drop), None)
         agreement = Agreement(0, 0)
         for v in acc:
             if v.phase == UNKNOWN:
@@ -199,16 +217,25 @@ def build_report(result, rules: PhaseRules | None = None, acc_drop: float = 0.03
             agreement.confusion[key] = agreement.confusion.get(key, 0) + 1
     return Report(
         name=name or Path(result.root).resolve().name or str(result.root),
-        settings=result.settings, rules=rules, acc_drop=acc_drop, layers=list(layers), checkpoints=views,
-        records=list(result.records), errors=list(result.errors), timeline=_timeline(views),
+        settings=result.settings,
+        rules=rules,
+        acc_drop=acc_drop,
+        layers=list(layers),
+        checkpoints=views,
+        records=list(result.records),
+        errors=list(result.errors),
+        timeline=_timeline(views),
         warning=next((v for v in views if v.warning), None),
         first_anti=next((v for v in views if v.phase == ANTI), None),
-        peak=peak, drop=drop, agreement=agreement,
+        peak=peak,
+        drop=drop,
+        agreement=agreement,
         traps_computed=any(r.n_traps is not None for r in result.records),
     )
 
 
 # ---------------------------------------------------------------- sentences shared by all renderings
+
 
 def lead_text(rep: Report, view: CheckpointView | None) -> str:
     n = rep.lead(view)
@@ -224,10 +251,18 @@ def lead_text(rep: Report, view: CheckpointView | None) -> str:
 def facts(rep: Report) -> list[tuple[str, str]]:
     """(label, text) lines of the summary: the same facts in terminal, Markdown and HTML."""
     steps = rep.steps
-    out = [("checkpoints", f"{len(rep.checkpoints)}" + (f", steps {step_range(min(steps), max(steps))}"
-                                                         if steps else "")),
-           ("layers", f"{len(rep.layers)}" + (": " + ", ".join(rep.layers[:8]) if rep.layers else "")
-            + (" …" if len(rep.layers) > 8 else ""))]
+    out = [
+        (
+            "checkpoints",
+            f"{len(rep.checkpoints)}" + (f", steps {step_range(min(steps), max(steps))}" if steps else ""),
+        ),
+        (
+            "layers",
+            f"{len(rep.layers)}"
+            + (": " + ", ".join(rep.layers[:8]) if rep.layers else "")
+            + (" …" if len(rep.layers) > 8 else ""),
+        ),
+    ]
     if rep.errors:
         out.append(("unreadable", f"{len(rep.errors)} file(s) skipped"))
     if not getattr(rep.settings, "traps", True):
@@ -254,8 +289,13 @@ def facts(rep: Report) -> list[tuple[str, str]]:
     ag = rep.agreement
     if ag is not None:
         if ag.compared:
-            out.append(("agreement", f"spectral phase = accuracy phase at {ag.agree}/{ag.compared} "
-                                     f"checkpoints ({100 * ag.fraction:.0f}%)"))
+            out.append(
+                (
+                    "agreement",
+                    f"spectral phase = accuracy phase at {ag.agree}/{ag.compared} "
+                    f"checkpoints ({100 * ag.fraction:.0f}%)",
+                )
+            )
         else:
             out.append(("agreement", "no checkpoint with both a spectral and an accuracy phase"))
     out.append(("level", rep.level))

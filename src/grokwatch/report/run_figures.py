@@ -24,12 +24,27 @@ import numpy as np
 from grokwatch.phases import ANTI, GROK, PRE, UNKNOWN
 
 BAND = {PRE: "#f2c14e", GROK: "#59a14f", ANTI: "#e15759", UNKNOWN: "#bab0ac"}
-COLORS = ["#4e79a7", "#f28e2b", "#76b7b2", "#b07aa1", "#9c755f", "#ff9da7", "#edc948", "#59a14f",
-          "#e15759", "#bab0ac"]
+COLORS = [
+    "#4e79a7",
+    "#f28e2b",
+    "#76b7b2",
+    "#b07aa1",
+    "#9c755f",
+    "#ff9da7",
+    "#edc948",
+    "#59a14f",
+    "#e15759",
+    "#bab0ac",
+]
 MAX_LINES = 10  # layers drawn in the run plots (the table has them all)
 MAX_ESD_LAYERS = 6  # layers per ESD checkpoint
-_RC = {"svg.fonttype": "path", "font.size": 10, "axes.titlesize": 11, "legend.fontsize": 8,
-       "path.simplify": True}
+_RC = {
+    "svg.fonttype": "path",
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "legend.fontsize": 8,
+    "path.simplify": True,
+}
 
 
 def _new_figure(height: float = 3.6):
@@ -48,7 +63,7 @@ def _svg(fig) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None})
     text = buf.getvalue()
-    return text[text.find("<svg"):]
+    return text[text.find("<svg") :]
 
 
 def plot(salt: str, draw, height: float = 3.6) -> str:
@@ -117,8 +132,12 @@ def alpha_svg(rep) -> str:
         top = max(rep.rules.alpha_high + 1.5, min(max(alphas, default=0) * 1.08, 15.0))
         for k, layer in enumerate(rep.layers[:MAX_LINES]):
             color = COLORS[k % len(COLORS)]
-            pts = [(c.step, r.alpha, r.weak_fit) for c in views for r in c.records
-                   if r.layer == layer and r.alpha is not None]
+            pts = [
+                (c.step, r.alpha, r.weak_fit)
+                for c in views
+                for r in c.records
+                if r.layer == layer and r.alpha is not None
+            ]
             if not pts:
                 continue
             x = np.array([p[0] for p in pts], float)
@@ -131,7 +150,9 @@ def alpha_svg(rep) -> str:
             ax.plot(x[wk], y[wk], "o", mfc="white", mec=color, ms=4)
             ax.plot(x[y > top], np.full((y > top).sum(), top), "^", color=color, ms=6, clip_on=False)
         ax.axhline(rep.rules.alpha_low, color="#c0392b", ls="--", lw=1, label=f"α = {rep.rules.alpha_low:g}")
-        ax.axhline(rep.rules.alpha_high, color="#7f7f7f", ls="--", lw=1, label=f"α = {rep.rules.alpha_high:g}")
+        ax.axhline(
+            rep.rules.alpha_high, color="#7f7f7f", ls="--", lw=1, label=f"α = {rep.rules.alpha_high:g}"
+        )
         ax.set_ylim(0, top)
         ax.set_ylabel("power-law α")
         ax.set_title("α per layer (bands: spectral phase; hollow: weak fit; ▲: above the axis)")
@@ -151,7 +172,10 @@ def accuracy_svg(rep) -> str:
         tr = [c for c in acc if c.train_acc is not None]
         ax.plot([c.step for c in tr], [c.train_acc for c in tr], "-o", ms=3, color="#4e79a7", label="train")
         ax.plot([c.step for c in acc], [c.test_acc for c in acc], "-o", ms=3, color="#f28e2b", label="test")
-        for view, color, text in ((rep.warning, "#c0392b", "early warning"), (rep.drop, "#333333", "test drop")):
+        for view, color, text in (
+            (rep.warning, "#c0392b", "early warning"),
+            (rep.drop, "#333333", "test drop"),
+        ):
             if view is not None and view.step is not None:
                 ax.axvline(view.step, color=color, ls=":", lw=1.5, label=f"{text} ({view.step:,})")
         ax.set_ylim(0, 1.04)
@@ -171,14 +195,30 @@ def traps_svg(rep) -> str:
         _bands(ax, steps, [c.phase for c in views])
         most = 0
         for k, layer in enumerate(rep.layers[:MAX_LINES]):
-            pts = [(c.step, r.n_traps) for c in views for r in c.records
-                   if r.layer == layer and r.n_traps is not None]
+            pts = [
+                (c.step, r.n_traps)
+                for c in views
+                for r in c.records
+                if r.layer == layer and r.n_traps is not None
+            ]
             if pts:
                 most = max(most, max(p[1] for p in pts))
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "-o", ms=3, lw=1.3,
-                        color=COLORS[k % len(COLORS)], label=layer)
-        ax.axhline(rep.rules.trap_min, color="#c0392b", ls="--", lw=1,
-                   label=f"anti-grokking rule: {rep.rules.trap_min} traps")
+                ax.plot(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    "-o",
+                    ms=3,
+                    lw=1.3,
+                    color=COLORS[k % len(COLORS)],
+                    label=layer,
+                )
+        ax.axhline(
+            rep.rules.trap_min,
+            color="#c0392b",
+            ls="--",
+            lw=1,
+            label=f"anti-grokking rule: {rep.rules.trap_min} traps",
+        )
         ax.set_ylim(-0.2, max(most, rep.rules.trap_min) + 1)
         ax.yaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel("correlation traps")
@@ -231,5 +271,5 @@ def uniquify_ids(svg: str, prefix: str) -> str:
         return f"{m.group(1)}{prefix}{name}" if name in ids else m.group(0)
 
     svg = re.sub(r'(\sid=")([^"]+)(?=")', ref, svg)
-    svg = re.sub(r'(url\(#)([^)]+)(?=\))', ref, svg)
+    svg = re.sub(r"(url\(#)([^)]+)(?=\))", ref, svg)
     return re.sub(r'(href="#)([^"]+)(?=")', ref, svg)

@@ -40,16 +40,19 @@ def render_terminal(rep: Report, console) -> None:
         st = PHASE_STYLE.get(pr.phase, "")
         row = [pr.steps, f"[{st}]{pr.phase}[/]", str(pr.count)]
         if rep.has_accuracy:
-            accs = [c.test_acc for c in rep.checkpoints[pr.start:pr.end + 1] if c.test_acc is not None]
+            accs = [c.test_acc for c in rep.checkpoints[pr.start : pr.end + 1] if c.test_acc is not None]
             row.append(f"{min(accs):.3f}–{max(accs):.3f}" if accs else "-")
         row.append(escape(pr.reason))
         t.add_row(*row)
     if len(rep.timeline) > MAX_RANGES:
-        t.caption = f"{len(rep.timeline) - MAX_RANGES} more ranges not shown (the phase flips often; see --html)"
+        t.caption = (
+            f"{len(rep.timeline) - MAX_RANGES} more ranges not shown (the phase flips often; see --html)"
+        )
     console.print(t)
 
 
 # ---------------------------------------------------------------- Markdown and GitHub annotations
+
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
@@ -62,7 +65,9 @@ def to_markdown(rep: Report) -> str:
     if not rep.timeline:
         return "\n".join(lines) + "\n"
     lines += ["", "| steps | phase | checkpoints | evidence |", "|---|---|---|---|"]
-    lines += [f"| {pr.steps} | {pr.phase} | {pr.count} | {_md(pr.reason)} |" for pr in rep.timeline[:MAX_RANGES]]
+    lines += [
+        f"| {pr.steps} | {pr.phase} | {pr.count} | {_md(pr.reason)} |" for pr in rep.timeline[:MAX_RANGES]
+    ]
     if len(rep.timeline) > MAX_RANGES:
         lines += ["", f"{len(rep.timeline) - MAX_RANGES} more ranges not shown."]
     return "\n".join(lines) + "\n"
@@ -79,5 +84,8 @@ def _escape_prop(s: str) -> str:
 def annotations(rep: Report) -> list[str]:
     """One GitHub Actions `::warning::` line per anti-grokking checkpoint."""
     title = _escape_prop(f"grokwatch: anti-grokking in {rep.name}")
-    return [f"::warning title={title}::{_escape_data(f'{c.label} ({c.rel}): {c.reason}')}"
-            for c in rep.checkpoints if c.phase == ANTI]
+    return [
+        f"::warning title={title}::{_escape_data(f'{c.label} ({c.rel}): {c.reason}')}"
+        for c in rep.checkpoints
+        if c.phase == ANTI
+    ]

@@ -99,11 +99,16 @@ def rich_table(records: list[LayerRecord], title: str | None = None, show_traps:
     from rich.table import Table
 
     header, rows = summary_rows(records, show_traps)
-    t = Table(title=title, box=box.SIMPLE_HEAD, caption="? = weak fit (n_tail < 10); alpha < 2 over-correlated, "
-              "2-6 well trained, > 6 random-like" + ("; /Nt = correlation traps" if show_traps else ""))
+    t = Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        caption="? = weak fit (n_tail < 10); alpha < 2 over-correlated, "
+        "2-6 well trained, > 6 random-like" + ("; /Nt = correlation traps" if show_traps else ""),
+    )
     for h in header:
-        t.add_column(h, justify="right" if h.startswith(("α", "step", "train", "test")) else "left",
-                     no_wrap=True)
+        t.add_column(
+            h, justify="right" if h.startswith(("α", "step", "train", "test")) else "left", no_wrap=True
+        )
     for row in rows:
         styled = []
         for h, c in zip(header, row):
@@ -140,11 +145,22 @@ def layer_table(records: list[LayerRecord], title: str | None = None):
         t.add_column(c, justify="left" if c in ("layer", "shape", "phase") else "right", no_wrap=True)
     for r in records:
         a = "err" if r.alpha is None else f"{r.alpha:.3f}"
-        a_style = "red" if r.alpha is not None and r.alpha < 2 else ("yellow" if r.alpha and r.alpha > 6 else "")
-        row = ["" if r.step is None else str(r.step), r.layer, "x".join(map(str, r.shape)),
-               f"[{a_style}]{a}[/]" if a_style else a, _fmt(r.sigma, 3), _g(r.xmin), _fmt(r.D, 3),
-               ("-" if r.n_tail is None else str(r.n_tail)) + ("?" if r.weak_fit else ""),
-               _g(r.lambda_max), _fmt(r.stable_rank, 1), _fmt(r.entropy, 3)]
+        a_style = (
+            "red" if r.alpha is not None and r.alpha < 2 else ("yellow" if r.alpha and r.alpha > 6 else "")
+        )
+        row = [
+            "" if r.step is None else str(r.step),
+            r.layer,
+            "x".join(map(str, r.shape)),
+            f"[{a_style}]{a}[/]" if a_style else a,
+            _fmt(r.sigma, 3),
+            _g(r.xmin),
+            _fmt(r.D, 3),
+            ("-" if r.n_tail is None else str(r.n_tail)) + ("?" if r.weak_fit else ""),
+            _g(r.lambda_max),
+            _fmt(r.stable_rank, 1),
+            _fmt(r.entropy, 3),
+        ]
         if show_traps:
             n = "-" if r.n_traps is None else str(r.n_traps)
             row += [f"[bold red]{n}[/]" if r.n_traps else n, _fmt(r.threshold, 3)]
@@ -162,8 +178,24 @@ def _g(v: float | None) -> str:
 # ---------------------------------------------------------------- traps (one row per layer)
 
 # csv columns: what a script needs to judge a trap count, plus alpha and the phase for context
-TRAP_COLUMNS = ["checkpoint", "step", "layer", "shape", "N", "M", "alpha", "n_tail", "n_traps", "lambda_plus",
-                "threshold", "rand_lambda_max", "ks_mp", "phase", "phase_reason", "error"]
+TRAP_COLUMNS = [
+    "checkpoint",
+    "step",
+    "layer",
+    "shape",
+    "N",
+    "M",
+    "alpha",
+    "n_tail",
+    "n_traps",
+    "lambda_plus",
+    "threshold",
+    "rand_lambda_max",
+    "ks_mp",
+    "phase",
+    "phase_reason",
+    "error",
+]
 
 
 def _trap_num(v, fmt: str = ".3f") -> str:
@@ -172,19 +204,53 @@ def _trap_num(v, fmt: str = ".3f") -> str:
 
 def trap_rows(records) -> tuple[list[str], list[list[str]]]:
     """Header and one row per (checkpoint, layer) for the table and Markdown outputs."""
-    header = ["step", "checkpoint", "layer", "N×M", "α", "traps", "λ⁺", "threshold", "max shuffled λ",
-              "KS(MP)", "phase"]
+    header = [
+        "step",
+        "checkpoint",
+        "layer",
+        "N×M",
+        "α",
+        "traps",
+        "λ⁺",
+        "threshold",
+        "max shuffled λ",
+        "KS(MP)",
+        "phase",
+    ]
     rows = []
     for r in records:
         if r.error and r.n_traps is None:
-            rows.append(["" if r.step is None else str(r.step), r.checkpoint, r.layer, "", "", "err",
-                         "", "", "", "", r.error])
+            rows.append(
+                [
+                    "" if r.step is None else str(r.step),
+                    r.checkpoint,
+                    r.layer,
+                    "",
+                    "",
+                    "err",
+                    "",
+                    "",
+                    "",
+                    "",
+                    r.error,
+                ]
+            )
             continue
-        rows.append([
-            "" if r.step is None else str(r.step), r.checkpoint, r.layer, f"{r.N}×{r.M}", _trap_num(r.alpha, ".2f"),
-            _trap_num(r.n_traps, "d"), _trap_num(r.lambda_plus), _trap_num(r.threshold), _trap_num(r.rand_lambda_max),
-            _trap_num(r.ks_mp), r.phase or "",
-        ])
+        rows.append(
+            [
+                "" if r.step is None else str(r.step),
+                r.checkpoint,
+                r.layer,
+                f"{r.N}×{r.M}",
+                _trap_num(r.alpha, ".2f"),
+                _trap_num(r.n_traps, "d"),
+                _trap_num(r.lambda_plus),
+                _trap_num(r.threshold),
+                _trap_num(r.rand_lambda_max),
+                _trap_num(r.ks_mp),
+                r.phase or "",
+            ]
+        )
     return header, rows
 
 
@@ -200,8 +266,12 @@ def traps_table(records, title: str):
     from rich.table import Table
 
     header, rows = trap_rows(records)
-    t = Table(title=title, box=box.SIMPLE_HEAD, caption="traps = shuffled eigenvalues (mean 1) above threshold "
-              "= λ⁺ + Tracy–Widom margin; median over shuffles")
+    t = Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        caption="traps = shuffled eigenvalues (mean 1) above threshold "
+        "= λ⁺ + Tracy–Widom margin; median over shuffles",
+    )
     for h in header:
         t.add_column(h, justify="left" if h in ("checkpoint", "layer", "phase") else "right", no_wrap=True)
     for row in rows:

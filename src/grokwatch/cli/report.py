@@ -15,6 +15,8 @@ from grokwatch.cli.options import (
     DEFAULT_SETTINGS,
     AlphaHighOpt,
     AlphaLowOpt,
+    AntiAlphaOpt,
+    AntiGrowthOpt,
     CacheOpt,
     CachePathOpt,
     DirArg,
@@ -22,8 +24,10 @@ from grokwatch.cli.options import (
     FitOpt,
     LayersOpt,
     MinEvalsOpt,
+    OnsetOpt,
     PreRuleOpt,
     ReplicasOpt,
+    RuleOpt,
     SeedOpt,
     TrapMinOpt,
     WorkersOpt,
@@ -109,6 +113,10 @@ def report(
     trap_min: TrapMinOpt = DEFAULT_RULES.trap_min,
     min_evals: MinEvalsOpt = DEFAULT_RULES.min_evals,
     pre_rule: PreRuleOpt = DEFAULT_RULES.pre_rule,
+    rule: RuleOpt = DEFAULT_RULES.rule,
+    onset_contraction: OnsetOpt = DEFAULT_RULES.onset_contraction,
+    anti_alpha: AntiAlphaOpt = DEFAULT_RULES.anti_alpha,
+    anti_growth: AntiGrowthOpt = DEFAULT_RULES.anti_growth,
 ) -> None:
     """Summarize a run: phase timeline, early warning, accuracy agreement; HTML/Markdown; CI gate.
 
@@ -138,7 +146,15 @@ def report(
         exclude=tuple(exclude or ()),
     )
     rules = PhaseRules(
-        alpha_low=alpha_low, alpha_high=alpha_high, trap_min=trap_min, min_evals=min_evals, pre_rule=pre_rule
+        alpha_low=alpha_low,
+        alpha_high=alpha_high,
+        trap_min=trap_min,
+        min_evals=min_evals,
+        pre_rule=pre_rule,
+        rule=rule,
+        onset_contraction=onset_contraction,
+        anti_alpha=anti_alpha,
+        anti_growth=anti_growth,
     )
     result = run_scan(directory, settings, workers, cache, cache_path, rules)
     rep = build_report(result, rules, acc_drop=acc_drop)

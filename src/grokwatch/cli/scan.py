@@ -12,6 +12,8 @@ from grokwatch.cli.options import (
     DEFAULT_SETTINGS,
     AlphaHighOpt,
     AlphaLowOpt,
+    AntiAlphaOpt,
+    AntiGrowthOpt,
     CacheOpt,
     CachePathOpt,
     DirArg,
@@ -20,9 +22,11 @@ from grokwatch.cli.options import (
     FormatOpt,
     LayersOpt,
     MinEvalsOpt,
+    OnsetOpt,
     OutputFormat,
     PreRuleOpt,
     ReplicasOpt,
+    RuleOpt,
     SeedOpt,
     TrapMinOpt,
     WorkersOpt,
@@ -56,6 +60,10 @@ def scan(
     trap_min: TrapMinOpt = DEFAULT_RULES.trap_min,
     min_evals: MinEvalsOpt = DEFAULT_RULES.min_evals,
     pre_rule: PreRuleOpt = DEFAULT_RULES.pre_rule,
+    rule: RuleOpt = DEFAULT_RULES.rule,
+    onset_contraction: OnsetOpt = DEFAULT_RULES.onset_contraction,
+    anti_alpha: AntiAlphaOpt = DEFAULT_RULES.anti_alpha,
+    anti_growth: AntiGrowthOpt = DEFAULT_RULES.anti_growth,
 ) -> None:
     """Fit the power-law exponent alpha of every layer's ESD in every checkpoint.
 
@@ -75,7 +83,15 @@ def scan(
         exclude=tuple(exclude or ()),
     )
     rules = PhaseRules(
-        alpha_low=alpha_low, alpha_high=alpha_high, trap_min=trap_min, min_evals=min_evals, pre_rule=pre_rule
+        alpha_low=alpha_low,
+        alpha_high=alpha_high,
+        trap_min=trap_min,
+        min_evals=min_evals,
+        pre_rule=pre_rule,
+        rule=rule,
+        onset_contraction=onset_contraction,
+        anti_alpha=anti_alpha,
+        anti_growth=anti_growth,
     )
     result = run_scan(directory, settings, workers, cache, cache_path, rules)
     emit(

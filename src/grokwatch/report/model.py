@@ -25,8 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grokwatch.phases import ANTI, GROK, PRE, UNKNOWN, PhaseRules, accuracy_phases, trusted
+from grokwatch.phases import ANTI, GROK, PRE, UNKNOWN, accuracy_phases, trusted
+from grokwatch.phases.accuracy import first_drop_index, peak_index
+from grokwatch.phases.score import score_run
 from grokwatch.records import LayerRecord
+from grokwatch.settings import PhaseRules
 
 LEVELS = ("none", "trap", "anti-grokking")  # --fail-on levels, lowest first
 MAX_RANGES = 30  # timeline rows on the terminal and in Markdown (the HTML has every checkpoint)
@@ -77,9 +80,13 @@ class PhaseRange:
 
 @dataclass
 class Agreement:
-    compared: int  # checkpoints with both a spectral (not unknown) and an accuracy phase
+    """Spectral labels against accuracy phases (`grokwatch.phases.score`; unknown counts as a miss)."""
+
+    compared: int  # checkpoints with an accuracy phase
     agree: int
     confusion: dict[tuple[str, str], int] = field(default_factory=dict)  # (spectral, accuracy) -> n
+    balanced: float = 0.0  # mean over the accuracy phases present of the share labelled right
+    false_alarms: int = 0  # anti-grokking while test accuracy is within acc_drop of its running peak
 
     @property
     def fraction(self) -> float:
@@ -99,6 +106,8 @@ class Report:
     timeline: list[PhaseRange]
     warning: CheckpointView | None
     first_anti: CheckpointView | None
+    onset: CheckpointView | None  # first checkpoint labelled grokking
+    best: CheckpointView | None  # peak-like: the last grokking checkpoint before the first anti-grokking one
     peak: CheckpointView | None
     drop: CheckpointView | None
     agreement: Agreement | None
@@ -156,6 +165,17 @@ def _warning(records: list[LayerRecord], rules: PhaseRules) -> str | None:
     return "; ".join(why) or None
 
 
+def _best(views: list[CheckpointView]) -> CheckpointView | None:
+    """The spectra's pick of the best checkpoint: the last one labelled grokking before any anti-grokking."""
+    best = None
+    for v in views:
+        if v.phase == ANTI:
+            break
+        if v.phase == GROK:
+            best = v
+    return best
+
+
 def _timeline(views: list[CheckpointView]) -> list[PhaseRange]:
     out: list[PhaseRange] = []
     for i, v in enumerate(views):
@@ -169,8 +189,11 @@ def _timeline(views: list[CheckpointView]) -> list[PhaseRange]:
 def build_report(
     result, rules: PhaseRules | None = None, acc_drop: float = 0.03, name: str | None = None
 ) -> Report:
-    """The report model of a ScanResult (records already phase-labelled by scan_folder)."""
-    rules = rules or PhaseRules()
+    """The report model of a ScanResult (records already phase-labelled by scan_folder).
+
+    `rules` default to the ones the scan was labelled with, so the report cannot disagree with the labels.
+    """
+    rules = rules or getattr(result, "rules", None) or PhaseRules()
     groups: dict[str, list[LayerRecord]] = {}
     layers: dict[str, None] = {}
     for r in result.records:
@@ -194,27 +217,21 @@ def build_report(
                 warning=_warning(recs, rules),
             )
         )
-    # accuracy phases over the checkpoints that record test accuracy
+    # accuracy phases over the checkpoints that record test accuracy (phases.accuracy's definition)
     acc = [v for v in views if v.test_acc is not None]
     peak = drop = None
     agreement = None
     if acc:
+        steps = [v.step or 0 for v in acc]
         train = [v.train_acc if v.train_acc is not None else float("nan") for v in acc]
-        for v, p in zip(
-            acc, accuracy_phases([v.step or 0 for v in acc], train, [v.test_acc for v in acc], drop=acc_drop)
-        ):
+        test = [v.test_acc for v in acc]
+        for v, p in zip(acc, accuracy_phases(steps, train, test, drop=acc_drop)):
             v.acc_phase = p
-        pi = max(range(len(acc)), key=lambda i: (acc[i].test_acc, -i))
-        peak = acc[pi]
-        drop = next((v for v in acc[pi + 1 :] if v.test_acc <= peak.test_acc - acc_drop), None)
-        agreement = Agreement(0, 0)
-        for v in acc:
-            if v.phase == UNKNOWN:
-                continue
-            agreement.compared += 1
-            agreement.agree += v.phase == v.acc_phase
-            key = (v.phase, v.acc_phase)
-            agreement.confusion[key] = agreement.confusion.get(key, 0) + 1
+        peak = acc[peak_index(test)]
+        d = first_drop_index(train, test, acc_drop)
+        drop = acc[d] if d is not None else None
+        sc = score_run(name or "", steps, [v.phase for v in acc], train, test, drop=acc_drop)
+        agreement = Agreement(sc.n, sc.agree, sc.confusion, sc.balanced, sc.false_alarms)
     return Report(
         name=name or Path(result.root).resolve().name or str(result.root),
         settings=result.settings,
@@ -227,6 +244,8 @@ def build_report(
         timeline=_timeline(views),
         warning=next((v for v in views if v.warning), None),
         first_anti=next((v for v in views if v.phase == ANTI), None),
+        onset=next((v for v in views if v.phase == GROK), None),
+        best=_best(views),
         peak=peak,
         drop=drop,
         agreement=agreement,
@@ -273,6 +292,15 @@ def facts(rep: Report) -> list[tuple[str, str]]:
         out.append(("early warning", f"{w.label} ({w.rel}): {w.warning}" + (f"; {lead}" if lead else "")))
     else:
         out.append(("early warning", f"none (no trusted alpha < {rep.rules.alpha_low:g}, no trap)"))
+    if rep.onset is not None:
+        out.append(("grokking onset", f"{rep.onset.label}: {rep.onset.reason}"))
+    if rep.best is not None and rep.first_anti is not None:
+        out.append(
+            (
+                "best checkpoint",
+                f"{rep.best.label} ({rep.best.rel}): the last grokking one before anti-grokking",
+            )
+        )
     a = rep.first_anti
     if a is not None:
         lead = lead_text(rep, a)
@@ -293,10 +321,11 @@ def facts(rep: Report) -> list[tuple[str, str]]:
                 (
                     "agreement",
                     f"spectral phase = accuracy phase at {ag.agree}/{ag.compared} "
-                    f"checkpoints ({100 * ag.fraction:.0f}%)",
+                    f"checkpoints ({100 * ag.fraction:.0f}%), balanced over phases {100 * ag.balanced:.0f}%"
+                    + (f"; {ag.false_alarms} false alarm(s)" if ag.false_alarms else ""),
                 )
             )
         else:
-            out.append(("agreement", "no checkpoint with both a spectral and an accuracy phase"))
+            out.append(("agreement", "no checkpoint with an accuracy phase"))
     out.append(("level", rep.level))
     return out

@@ -1,8 +1,8 @@
-"""Phase rules: each label, the evidence, and what must not flip a label."""
+"""The single-checkpoint rules (threshold, paper): each label, the evidence, what must not flip a label."""
 
 from __future__ import annotations
 
-from grokwatch.phases import ANTI, GROK, PRE, UNKNOWN, accuracy_phases, label_checkpoint
+from grokwatch.phases import ANTI, GROK, PRE, UNKNOWN, label_checkpoint, paper_label
 from grokwatch.records import LayerRecord
 from grokwatch.settings import PhaseRules
 
@@ -56,8 +56,10 @@ def test_pre_rule_all_and_thresholds():
     assert label_checkpoint([rec("fc1", 2.5)], PhaseRules(alpha_low=3))[0] == ANTI
 
 
-def test_accuracy_phases():
-    steps = [1, 10, 100, 1000, 10000, 100000]
-    train = [0.3, 1.0, 1.0, 1.0, 1.0, 1.0]
-    test = [0.1, 0.12, 0.5, 0.9, 0.88, 0.8]
-    assert accuracy_phases(steps, train, test) == [PRE, PRE, GROK, GROK, GROK, ANTI]
+def test_paper_rule_ignores_trust_and_traps():
+    # the paper reads alpha alone: a weak fit below 2 counts, traps do not
+    assert paper_label([rec("fc1", 1.5, n_tail=8), rec("fc2", 3.0)])[0] == ANTI
+    assert paper_label([rec("fc1", 3.0, traps=5), rec("fc2", 3.0)])[0] == GROK
+    phase, why = paper_label([rec("fc1", 7.0), rec("fc2", 3.0)])
+    assert phase == PRE and "fc1 alpha=7.00 > 6 (paper)" in why
+    assert paper_label([rec("fc3", 1.0, M=10)])[0] == UNKNOWN

@@ -109,8 +109,8 @@ class PhaseRules:
     # trend rule (see grokwatch.phases.trend; chosen on real runs, figures in docs/scan.md)
     onset_contraction: float = 0.08  # decades of stable-rank fall that start grokking
     anti_alpha: float = 3.0  # median alpha of the recent fits below this ...
-    anti_growth: float = 0.1  # ... while the Frobenius norm grew this many decades: anti-grokking
-    window: int = 5  # trusted fits in the median
+    anti_growth: float = 0.02  # ... while the norm grew this many decades over `window` checkpoints
+    window: int = 5  # trusted fits in the median, checkpoints in the norm trend
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pre_rule", _enum(PreRule, self.pre_rule, "pre_rule"))

@@ -50,7 +50,10 @@ def test_plateau_fall_collapse():
     reasons = [r for _, r in label_run(cks, RULES)]
     assert reasons[0].startswith("first checkpoint, no history yet (threshold rule)")
     assert "fc1.weight stable rank 90.0 -> 72.0 (0.097 decades >= 0.08)" in reasons[3]
-    assert "fc1.weight median alpha 2.80 < 3 of the last 3 fits, norm +0.150 decades >= 0.1" in reasons[6]
+    assert (
+        "fc1.weight median alpha 2.80 < 3 of the last 3 fits, norm +0.150 decades >= 0.1 over the last 3 checkpoints"
+        in reasons[6]
+    )
 
 
 def test_an_outlying_fit_does_not_flip_the_label():

@@ -169,6 +169,6 @@ AntiGrowthOpt = Annotated[
     typer.Option(
         "--anti-growth",
         envvar="GROKWATCH_ANTI_GROWTH",
-        help="... and its Frobenius norm has grown this many decades (log10) above its minimum.",
+        help="... and its Frobenius norm grew this many decades (log10) over the last 5 checkpoints.",
     ),
 ]

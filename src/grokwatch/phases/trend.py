@@ -13,7 +13,7 @@ Features of each voting layer (>= `min_evals` eigenvalues, no error), per checkp
     of the fit's jumps;
   - smoothed alpha: the median of the layer's last `window` trusted fits
     (n_tail >= 10), so one outlying fit cannot flip a label;
-  - norm growth: log10 Frobenius norm now minus its lowest value so far.
+  - norm growth: log10 Frobenius norm now minus `window` checkpoints ago.
 
 Labels:
   1. the run's first checkpoint has no history: the threshold rule decides,
@@ -21,10 +21,12 @@ Labels:
   2. pre-grokking until some voting layer's contraction reaches
      `onset_contraction`; from then on the run is never pre-grokking again;
   3. after the onset, anti-grokking while some voting layer's smoothed alpha is
-     below `anti_alpha` and its Frobenius norm has grown at least
-     `anti_growth` decades above its minimum (over-correlation that keeps
-     growing: with weight decay the norm stays bounded and the layer can sit at
-     a low alpha without a collapse), or a layer holds `trap_min` traps;
+     below `anti_alpha` while its Frobenius norm is still growing (by at least
+     `anti_growth` decades over the last `window` checkpoints): over-correlation
+     that keeps growing. With weight decay the norm shrinks late in a run and a
+     layer can sit at a low alpha without a collapse (modular addition with
+     weight decay reaches alpha ~1.3 at 100 % test accuracy). Or a layer holds
+     `trap_min` traps;
   4. grokking otherwise (a layer whose alpha recovers returns to grokking).
 Thresholds are `PhaseRules` fields; how they were chosen and how well they agree
 with accuracy phases on real runs is in docs/scan.md.
@@ -51,7 +53,7 @@ class _Layer:
         self.ref_sr: float | None = None
         self.ref_step: int | None = None
         self.alphas: deque[float] = deque(maxlen=window)
-        self.min_log_norm = math.inf
+        self.log_norms: deque[float] = deque(maxlen=window + 1)
 
     def update(self, r: LayerRecord) -> None:
         if self.ref_sr is None and r.stable_rank:
@@ -59,7 +61,7 @@ class _Layer:
         if r.alpha is not None and not r.weak_fit:
             self.alphas.append(r.alpha)
         if r.log_norm is not None:
-            self.min_log_norm = min(self.min_log_norm, r.log_norm)
+            self.log_norms.append(r.log_norm)
 
     def contraction(self, r: LayerRecord) -> float | None:
         if not self.ref_sr or not r.stable_rank:
@@ -69,10 +71,11 @@ class _Layer:
     def smoothed_alpha(self) -> float | None:
         return median(self.alphas) if self.alphas else None
 
-    def growth(self, r: LayerRecord) -> float | None:
-        if r.log_norm is None or not math.isfinite(self.min_log_norm):
+    def growth(self) -> float | None:
+        """log10 Frobenius norm now minus `window` checkpoints ago (fewer early in the run)."""
+        if len(self.log_norms) < 2:
             return None
-        return r.log_norm - self.min_log_norm
+        return self.log_norms[-1] - self.log_norms[0]
 
 
 class TrendLabeller:
@@ -122,11 +125,12 @@ class TrendLabeller:
         why = []
         for r in voters:
             st = self.layers[r.layer]
-            a, g = st.smoothed_alpha(), st.growth(r)
+            a, g = st.smoothed_alpha(), st.growth()
             if a is not None and a < rules.anti_alpha and g is not None and g >= rules.anti_growth:
                 why.append(
                     f"{r.layer} median alpha {a:.2f} < {rules.anti_alpha:g} of the last "
-                    f"{len(st.alphas)} fits, norm +{g:.3f} decades >= {rules.anti_growth:g}"
+                    f"{len(st.alphas)} fits, norm +{g:.3f} decades >= {rules.anti_growth:g} "
+                    f"over the last {len(st.log_norms) - 1} checkpoints"
                 )
             if r.n_traps is not None and r.n_traps >= rules.trap_min:
                 why.append(f"{r.layer} {r.n_traps} traps >= {rules.trap_min}")

@@ -169,8 +169,15 @@ def _timeline(views: list[CheckpointView]) -> list[PhaseRange]:
 def build_report(
     result, rules: PhaseRules | None = None, acc_drop: float = 0.03, name: str | None = None
 ) -> Report:
-    """The report model of a ScanResult (records already phase-labelled by scan_folder)."""
-    rules = rules or PhaseRules()
+    """The report model of a ScanResult (records already phase-labelled by scan_folder).
+
+    `rules` default to the ones the result was labelled with (`result.rules`), so
+    the early warning and the labels cannot use different thresholds.
+
+        rep = build_report(scan_folder("runs/mnist", Settings(traps=True)))
+        rep.level, rep.first_anti, rep.agreement
+    """
+    rules = rules or getattr(result, "rules", None) or PhaseRules()
     groups: dict[str, list[LayerRecord]] = {}
     layers: dict[str, None] = {}
     for r in result.records:

@@ -43,17 +43,22 @@ def test_model_levels_and_agreement(runs):
     rep = build_report(scan_folder(runs["anti"], Settings(traps=True), workers=1))
     assert [c.step for c in rep.checkpoints] == [0, 10, 100, 1000, 10000, 100000]
     assert rep.level == "anti-grokking"
-    assert rep.checkpoints[-1].phase == "anti-grokking"
-    assert sum(pr.count for pr in rep.timeline) == 6
-    assert all(a.phase != b.phase for a, b in zip(rep.timeline, rep.timeline[1:]))
-    assert rep.peak.step == 10000 and rep.drop.step == 100000
-    assert rep.warning is not None and rep.warning.step <= 1000  # the planted trap
-    assert rep.lead(rep.warning) == 100000 - rep.warning.step
-    assert [c.acc_phase for c in rep.checkpoints] == ["pre-grokking"] * 2 + ["grokking"] * 3 + [
-        "anti-grokking"
+    # the seeded run's actual labels (measured; a new labeller may move them, then update these figures)
+    PRE, GROK, ANTI = "pre-grokking", "grokking", "anti-grokking"
+    assert [c.phase for c in rep.checkpoints] == [PRE, GROK, GROK, GROK, GROK, ANTI]
+    assert [(pr.phase, pr.start, pr.end, pr.first_step, pr.last_step) for pr in rep.timeline] == [
+        (PRE, 0, 0, 0, 0),
+        (GROK, 1, 4, 10, 10000),
+        (ANTI, 5, 5, 100000, 100000),
     ]
+    assert rep.peak.step == 10000 and rep.drop.step == 100000
+    assert rep.warning.step == 1000  # the planted element mean: the first trap
+    assert "fc1.weight 1 trap" in rep.warning.warning
+    assert rep.lead(rep.warning) == 99000
+    assert [c.acc_phase for c in rep.checkpoints] == [PRE, PRE, GROK, GROK, GROK, ANTI]
     ag = rep.agreement
-    assert ag.compared == sum(ag.confusion.values()) and 0 <= ag.agree <= ag.compared
+    assert (ag.compared, ag.agree) == (6, 5)  # step 10: spectra already grokking, accuracy not yet
+    assert ag.confusion == {(PRE, PRE): 1, (GROK, PRE): 1, (GROK, GROK): 3, (ANTI, ANTI): 1}
     for name, level in (("trap", "trap"), ("clean", "none")):
         assert build_report(scan_folder(runs[name], Settings(traps=True), workers=1)).level == level
 

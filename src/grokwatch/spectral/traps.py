@@ -2,9 +2,9 @@
 
 Method (arXiv 2506.04434 §3.2; WeightWatcher's `randomize=True`):
   1. shuffle all elements of each matrix of the layer (conv: each kernel slice
-     on its own, as `spectra.matrices` and WeightWatcher do) with a seeded
+     on its own, as `esd.matrices` and WeightWatcher do) with a seeded
      numpy Generator; correlations are destroyed, the element values are kept;
-  2. eigenvalues of W_shuf^T W_shuf (`spectra.gram_eigenvalues`), pooled over
+  2. eigenvalues of W_shuf^T W_shuf (`esd.gram_eigenvalues`), pooled over
      slices, divided by their mean (so sigma^2 = 1);
   3. a trap is a rescaled eigenvalue above
          threshold = lambda_+ + sqrt((1/sqrt(Q)) lambda_+^(2/3) M^(-2/3)),

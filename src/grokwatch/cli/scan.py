@@ -28,6 +28,8 @@ from grokwatch.cli.options import (
     WorkersOpt,
 )
 
+__all__ = ["scan"]
+
 
 def scan(
     directory: DirArg,

@@ -14,6 +14,17 @@ from html import escape
 
 from grokwatch.phases import ANTI, GROK, PRE, UNKNOWN
 
+__all__ = [
+    "CSS",
+    "LAYER_COLS",
+    "LEVEL_CLASS",
+    "PHASE_CLASS",
+    "SECTIONS",
+    "build_html",
+    "inline_svg",
+    "render_html",
+]
+
 SECTIONS = [
     ("summary", "Summary"),
     ("alpha", "α per layer"),

@@ -28,6 +28,20 @@ from pathlib import Path
 from grokwatch.phases import ANTI, GROK, PRE, UNKNOWN, PhaseRules, accuracy_phases, trusted
 from grokwatch.records import LayerRecord
 
+__all__ = [
+    "Agreement",
+    "CheckpointView",
+    "LEVELS",
+    "MAX_RANGES",
+    "PHASES",
+    "PhaseRange",
+    "Report",
+    "build_report",
+    "facts",
+    "lead_text",
+    "step_range",
+]
+
 LEVELS = ("none", "trap", "anti-grokking")  # --fail-on levels, lowest first
 MAX_RANGES = 30  # timeline rows on the terminal and in Markdown (the HTML has every checkpoint)
 PHASES = (PRE, GROK, ANTI, UNKNOWN)

@@ -15,6 +15,17 @@ import numpy as np
 
 from grokwatch.settings import MIN_SIDE
 
+__all__ = [
+    "NonFiniteError",
+    "SCRATCH_MAX",
+    "analysable",
+    "esd",
+    "gram_eigenvalues",
+    "matrices",
+    "oriented_shape",
+    "spectrum_metrics",
+]
+
 
 class NonFiniteError(ValueError):
     """The weights hold NaN/Inf (or overflow float64 when squared)."""

@@ -22,6 +22,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = [
+    "BLOCK",
+    "EVALS_THRESH",
+    "FAILED",
+    "FITS",
+    "GRID_CACHE_MAX",
+    "PowerLawFit",
+    "SMALL_N_CUTOFF",
+    "SMALL_N_KMIN",
+    "WEAK_TAIL",
+    "fit_tail",
+    "log_hist_peak",
+    "nonzero_sorted",
+    "peak_fit",
+    "powerlaw_fit",
+    "ww_fit",
+]
+
 SMALL_N_CUTOFF = 20  # WeightWatcher's switch to the small-N fit
 SMALL_N_KMIN = 8
 EVALS_THRESH = 1e-5  # eigenvalues at or below this are dropped before fitting

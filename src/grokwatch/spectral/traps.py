@@ -36,6 +36,8 @@ import numpy as np
 from grokwatch.spectral import marchenko_pastur as mp
 from grokwatch.spectral.esd import gram_eigenvalues, matrices
 
+__all__ = ["SMALL_M", "SMALL_REPLICAS", "TrapResult", "default_replicas", "find_traps"]
+
 SMALL_M = 100  # below this many eigenvalues per matrix, use SMALL_REPLICAS shuffles (WeightWatcher)
 SMALL_REPLICAS = 5
 
@@ -88,6 +90,9 @@ def find_traps(W: np.ndarray, seed: int = 0, replicas: int | None = None) -> Tra
 
     `seed` seeds a numpy Generator (same seed, same shuffles, same answer);
     `replicas` defaults to 5 when the smaller side M < 100, else 1.
+
+        W = np.random.default_rng(0).normal(0, 0.05, (784, 200)) + 0.02   # a shifted mean: rank one
+        find_traps(W).n_traps                                              # 1
     """
     W = np.asarray(W, dtype=np.float64)  # one cast, not one per replica
     mats = matrices(W)

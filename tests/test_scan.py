@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 import grokwatch
 from grokwatch.checkpoints.cache import CACHE_NAME
 from grokwatch.cli import app
-from grokwatch.settings import Settings
+from grokwatch.report.model import build_report
+from grokwatch.settings import PhaseRules, Settings
 
 runner = CliRunner()
 KEYS = {"checkpoint", "step", "layer", "shape", "alpha", "xmin", "D", "n_tail", "lambda_max", "phase"}
@@ -96,10 +97,69 @@ def test_cache_hit_miss_invalidation_and_corruption(tmp_path):
     assert grokwatch.scan_folder(d, workers=1).computed == 1
 
 
+def test_scan_result_repr_and_rules(run_dir, tmp_path):
+    res = grokwatch.scan_folder(run_dir, workers=1, cache=False)
+    assert repr(res) == f"ScanResult({str(run_dir)!r}: 3 checkpoints, 3 layers, 0 errors)"
+    (run_dir / "broken.safetensors").write_bytes(b"not a checkpoint")
+    bad = grokwatch.scan_folder(run_dir, workers=1, cache=False)
+    assert repr(bad).endswith("3 checkpoints, 3 layers, 1 errors)")
+    # the rules a result was labelled with travel with it into the report
+    assert res.rules == PhaseRules()
+    lax = grokwatch.scan_folder(run_dir, workers=1, cache=False, rules=PhaseRules(alpha_low=1.0))
+    assert lax.rules == PhaseRules(alpha_low=1.0)
+    assert build_report(lax).rules == lax.rules and build_report(lax).warning is None  # fc2's 1.61 >= 1
+    assert build_report(res).warning.step == 1000  # 1.61 < 2 with the default rules
+    assert build_report(lax, PhaseRules()).warning.step == 1000  # explicit rules still win
+
+
+def test_scan_result_dataframes_match_csv(run_dir):
+    """to_pandas() holds what `scan --format csv` prints; alpha_table and phases are views of the records."""
+    import pandas as pd
+
+    from grokwatch.records import COLUMNS
+
+    res = grokwatch.scan_folder(run_dir, workers=1, cache=False)
+    df = res.to_pandas()
+    assert list(df.columns) == COLUMNS and len(df) == 9
+    out = invoke("scan", run_dir, "-j", 1, "--no-cache", "-f", "csv").stdout
+    cli = pd.read_csv(io.StringIO(out), keep_default_na=False, na_values=[""])
+    assert list(cli.columns) == list(df.columns)
+    for c in COLUMNS:
+        ours, theirs = df[c].tolist(), cli[c].tolist()
+        for a, b in zip(ours, theirs, strict=True):
+            if a is None or a is pd.NA or (isinstance(a, float) and np.isnan(a)):
+                assert b is None or (isinstance(b, float) and np.isnan(b)), (c, a, b)
+            else:
+                assert a == b, (c, a, b)
+    assert df.loc[0, "shape"] == "100x200" and df["step"].dtype == "Int64"
+
+    table = res.alpha_table()
+    assert table.index.tolist() == [10, 100, 1000] and table.index.name == "step"
+    assert table.columns.tolist() == ["fc1.weight", "fc2.weight", "fc3.weight"]
+    for r in res.records:
+        assert table.loc[r.step, r.layer] == r.alpha
+    assert table.loc[1000, "fc2.weight"] < 2 < table.loc[10, "fc2.weight"]
+
+    ph = res.phases()
+    assert ph.columns.tolist() == ["step", "checkpoint", "phase", "phase_reason", "train_acc", "test_acc"]
+    assert ph.step.tolist() == [10, 100, 1000]
+    for row in ph.itertuples():
+        recs = [r for r in res.records if r.checkpoint == row.checkpoint]
+        assert len(recs) == 3 and {(r.phase, r.phase_reason) for r in recs} == {(row.phase, row.phase_reason)}
+    assert ph.train_acc.isna().all()
+
+
 def test_cli_table_json_csv_markdown(run_dir):
     r = invoke("scan", run_dir, "--workers", 1, "--no-cache")
     assert r.exit_code == 0, r.output
-    assert "fc2.weight" in r.output and "pre-grokking" in r.output or "grokking" in r.output
+    # one row per checkpoint: its step, its fc2 alpha and its phase (the library's, last cell)
+    res = grokwatch.scan_folder(run_dir, workers=1, cache=False)
+    assert "α fc2.weight" in r.output
+    for ck in res.checkpoints:
+        rec = next(x for x in res.records if x.checkpoint == ck.rel and x.layer == "fc2.weight")
+        row = next(line.split() for line in r.output.splitlines() if ck.rel in line)
+        assert row[0] == str(ck.step) and row[-1] == rec.phase
+        assert row[3].rstrip("?") == f"{rec.alpha:.2f}"
     r = invoke("scan", run_dir, "-j", 1, "--format", "json")
     recs = json.loads(r.stdout)
     assert len(recs) == 9 and KEYS <= set(recs[0])

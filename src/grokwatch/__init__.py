@@ -1,17 +1,20 @@
 """grokwatch: audit a training run's checkpoints with Heavy-Tailed Self-Regularization.
 
-Library use (the CLI is a thin layer over this):
+Library use (the CLI is a thin layer over this; docs/python.md walks through it):
 
     import grokwatch
-    result = grokwatch.scan_folder("runs/mnist")   # ScanResult: .records, .errors, .checkpoints
-    for rec in result:                               # iterates over its LayerRecords
-        print(rec.step, rec.layer, rec.alpha, rec.phase)
-    grokwatch.analyze_matrix(W)                      # every number for one weight matrix (numpy or torch)
+    result = grokwatch.scan_folder("runs/mnist")   # ScanResult('runs/mnist': 40 checkpoints, 3 layers, 0 errors)
+    result.to_pandas()                               # one row per (checkpoint, layer): the columns of --format csv
+    result.alpha_table()                             # step x layer table of alpha
+    result.phases()                                  # one row per checkpoint: phase and its evidence
+    grokwatch.build_report(result).warning           # the early warning of `grokwatch report`
+    grokwatch.analyze_matrix(W)                      # the LayerRecord of one weight matrix (numpy or torch)
 
 Layout: `spectral/` (one layer's numbers), `checkpoints/` (files on disk and the
 cache), `scan`/`analyze`/`pool`/`phases` (the pipeline), `report/` (what is
 shown), `cli/` (the command), `train/` (the runs to audit).
-Attributes are imported lazily so `grokwatch --help` does not pay for numpy.
+Attributes are imported lazily so `grokwatch --help` does not pay for numpy; the
+`TYPE_CHECKING` block below shows IDEs and type checkers the same names.
 """
 
 from __future__ import annotations

@@ -20,6 +20,19 @@ from grokwatch.settings import Settings
 from grokwatch.spectral.esd import NonFiniteError, analysable, esd, oriented_shape, spectrum_metrics
 from grokwatch.spectral.powerlaw import fit_tail
 
+__all__ = [
+    "CheckpointResult",
+    "Settings",
+    "analyze_checkpoint",
+    "analyze_checkpoints",
+    "analyze_matrix",
+    "layer_seed",
+    "layer_spectra",
+    "matrix_spectrum",
+    "select",
+    "spectrum_fields",
+]
+
 
 def layer_seed(seed: int, layer: str) -> int:
     """A stable per-layer seed: same shuffle whatever the order or worker."""
@@ -39,15 +52,34 @@ def select(refs: list[TensorRef], settings: Settings) -> list[TensorRef]:
     return out
 
 
-def analyze_matrix(W: np.ndarray, settings: Settings | None = None, layer: str = "") -> dict:
-    """All per-layer numbers for one weight tensor, as LayerRecord fields (a notebook's entry point;
-    scans split the same work into `matrix_spectrum` and `spectrum_fields`)."""
+def analyze_matrix(
+    W: np.ndarray,
+    settings: Settings | None = None,
+    layer: str = "",
+    *,
+    checkpoint: str = "",
+    step: int | None = None,
+) -> LayerRecord:
+    """Every per-layer number for one weight tensor, as the `LayerRecord` a scan would give it.
+
+    `W` is a numpy array or a torch tensor of any float dtype (2-D, or a conv
+    kernel); `layer` names the record and seeds the trap shuffle exactly as a
+    scan does, so the numbers match `scan_folder` for the same tensor. Bad
+    weights (NaN/Inf, a failed fit) are reported in `.error`, not raised; the
+    phase stays None (it is a checkpoint's label, not a layer's).
+
+        import torch, grokwatch
+        rec = grokwatch.analyze_matrix(torch.nn.Linear(784, 200).weight, layer="fc1.weight")
+        rec.alpha, rec.n_tail, rec.weak_fit
+    """
     settings = settings or Settings()
-    W = W.detach().cpu().double().numpy() if hasattr(W, "detach") else W  # torch tensor, any float dtype
-    out, evals = matrix_spectrum(W, settings, layer)
+    W = W.detach().cpu().double().numpy() if hasattr(W, "detach") else np.asarray(W)
+    rec = LayerRecord(checkpoint=checkpoint, step=step, layer=layer, shape=list(W.shape))
+    vals, evals = matrix_spectrum(W, settings, layer)
+    _set(rec, vals)
     if evals is not None:
-        out.update(spectrum_fields(evals, settings))
-    return out
+        _set(rec, spectrum_fields(evals, settings))
+    return rec
 
 
 def matrix_spectrum(W: np.ndarray, settings: Settings, layer: str = "") -> tuple[dict, np.ndarray | None]:

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
+__all__ = ["AHEAD", "CHUNK", "POOL_START_S", "default_workers", "run", "shutdown"]
+
 T = TypeVar("T")
 R = TypeVar("R")
 

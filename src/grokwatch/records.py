@@ -8,12 +8,20 @@ analysis that fills them has run (e.g. traps).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+__all__ = ["COLUMNS", "LayerRecord"]
 
 
 @dataclass
 class LayerRecord:
+    """The numbers of one layer of one checkpoint (what a row of `grokwatch scan --format csv` holds).
+
+    rec = scan_folder("runs/mnist").records[0]
+    rec.layer, rec.alpha, rec.phase
+    """
+
     checkpoint: str  # path relative to the scanned folder
     step: int | None
     layer: str  # tensor name in the file, prefixes like `module.` stripped
@@ -48,7 +56,6 @@ class LayerRecord:
     train_acc: float | None = None
     test_acc: float | None = None
     error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -1,13 +1,20 @@
 """`scan_folder`: discover -> cache lookup -> pool -> records -> phase labels.
 
-The library entry point behind `grokwatch scan`, `traps` and `report`.
+The library entry point behind `grokwatch scan`, `traps` and `report`, and the
+one a notebook starts from:
+
+    import grokwatch
+    result = grokwatch.scan_folder("runs/mnist")
+    result              # ScanResult('runs/mnist': 40 checkpoints, 3 layers, 0 errors)
+    result.alpha_table()
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grokwatch.analyze import CheckpointResult, Settings, analyze_checkpoints
 from grokwatch.checkpoints import Checkpoint, discover
@@ -15,20 +22,55 @@ from grokwatch.checkpoints.cache import CACHE_NAME, Cache, identity
 from grokwatch.errors import NoCheckpointsError
 from grokwatch.phases import PhaseRules, label_records
 from grokwatch.pool import default_workers, run
-from grokwatch.records import LayerRecord
+from grokwatch.records import COLUMNS, LayerRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ScanResult", "default_cache_path", "scan_folder"]
+
+# one row per checkpoint in `ScanResult.phases()`
+PHASE_COLUMNS = ["step", "checkpoint", "phase", "phase_reason", "train_acc", "test_acc"]
+
+
+# pandas dtypes of the LayerRecord fields that are numbers (the others stay Python objects)
+_DTYPES = {
+    f.name: {"float | None": "float64", "int | None": "Int64", "int": "int64", "bool": "bool"}[f.type]
+    for f in fields(LayerRecord)
+    if f.type in ("float | None", "int | None", "int", "bool")
+}
+
+
+def _pandas():
+    """pandas, imported on first use: the CLI and plain scans never pay for it."""
+    try:
+        import pandas
+    except ImportError as e:  # pragma: no cover - pandas is optional
+        raise ImportError("ScanResult tables need pandas: pip install pandas") from e
+    return pandas
 
 
 @dataclass
 class ScanResult:
+    """Every layer record of one scanned folder, the files that could not be read, and how it was labelled.
+
+    It reads like the list of its records (`for r in result`, `len(result)`,
+    `result[0]`) and turns into DataFrames for a notebook:
+
+        result.to_pandas()     # one row per (checkpoint, layer), the columns of `--format csv`
+        result.alpha_table()   # step x layer table of alpha
+        result.phases()        # one row per checkpoint: phase label and its evidence
+    """
+
     root: str
     settings: Settings
     checkpoints: list[Checkpoint] = field(default_factory=list)
     records: list[LayerRecord] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # one line per bad file: "path: reason"
     computed: int = 0  # checkpoints analysed now (the rest came from the cache)
+    rules: PhaseRules = field(default_factory=PhaseRules)  # the rules the records were labelled with
 
-    # A ScanResult reads like the list of its records (for notebooks: `for r in scan_folder(d)`).
-    def __iter__(self):
+    def __iter__(self) -> Iterator[LayerRecord]:
         return iter(self.records)
 
     def __len__(self) -> int:
@@ -37,8 +79,74 @@ class ScanResult:
     def __getitem__(self, i):
         return self.records[i]
 
+    def __repr__(self) -> str:
+        layers = len({r.layer for r in self.records})
+        return (
+            f"ScanResult({self.root!r}: {len(self.checkpoints)} checkpoints, "
+            f"{layers} layers, {len(self.errors)} errors)"
+        )
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per (checkpoint, layer) with exactly the columns of `grokwatch scan --format csv`.
+
+        Values are those of the CSV: `shape` as "100x200"; float columns are
+        float64 with NaN where the CSV cell is empty, integer columns that may
+        be empty (step, n_tail, n_traps) are pandas' nullable Int64.
+
+            df = scan_folder("runs/mnist").to_pandas()
+            df[df.layer == "fc2.weight"][["step", "alpha"]]
+        """
+        pd = _pandas()
+        rows = []
+        for r in self.records:
+            d = r.to_dict()
+            row = {c: d.get(c) for c in COLUMNS}
+            row["shape"] = "x".join(map(str, r.shape))
+            rows.append(row)
+        df = pd.DataFrame(rows, columns=COLUMNS)
+        return df.astype({c: _DTYPES[c] for c in COLUMNS if c in _DTYPES})
+
+    def alpha_table(self) -> pd.DataFrame:
+        """alpha as a step x layer table (rows in checkpoint order, columns in file order).
+
+        The index is the step (the checkpoint's path where it has none); a
+        layer whose fit failed is NaN.
+
+            scan_folder("runs/mnist").alpha_table().plot(logx=True)
+        """
+        pd = _pandas()
+        layers: dict[str, None] = {}
+        rows: dict[str, dict[str, float]] = {}
+        index: dict[str, object] = {}
+        for r in self.records:
+            layers.setdefault(r.layer, None)
+            rows.setdefault(r.checkpoint, {})[r.layer] = float("nan") if r.alpha is None else r.alpha
+            index.setdefault(r.checkpoint, r.checkpoint if r.step is None else r.step)
+        table = pd.DataFrame(
+            [rows[ck] for ck in index],
+            index=pd.Index(list(index.values()), name="step"),
+            columns=list(layers),
+        )
+        table.columns.name = "layer"
+        return table
+
+    def phases(self) -> pd.DataFrame:
+        """One row per checkpoint: step, checkpoint, phase, phase_reason, train_acc, test_acc.
+
+        scan_folder("runs/mnist").phases().phase.value_counts()
+        """
+        pd = _pandas()
+        seen: dict[str, dict] = {}
+        for r in self.records:
+            if r.checkpoint not in seen:
+                d = r.to_dict()
+                seen[r.checkpoint] = {c: d[c] for c in PHASE_COLUMNS}
+        df = pd.DataFrame(list(seen.values()), columns=PHASE_COLUMNS)
+        return df.astype({c: _DTYPES[c] for c in PHASE_COLUMNS if c in _DTYPES})
+
 
 def default_cache_path(root: str | Path) -> Path:
+    """`<root>/.grokwatch-cache.sqlite` (beside the file when `root` is one checkpoint)."""
     root = Path(root)
     return (root if root.is_dir() else root.parent) / CACHE_NAME
 
@@ -52,8 +160,16 @@ def scan_folder(
     rules: PhaseRules | None = None,
     progress: Callable[[int], Callable[[], None]] | None = None,
 ) -> ScanResult:
-    """Analyse every layer of every checkpoint under `root`.
+    """Analyse every layer of every checkpoint under `root` and label each checkpoint's phase.
 
+    Results do not depend on `workers`; a checkpoint already in the cache with
+    the same `settings` is not re-read.
+
+        from grokwatch import PhaseRules, Settings, scan_folder
+        result = scan_folder("runs/mnist", Settings(traps=True), rules=PhaseRules(trap_min=1))
+        result.phases()
+
+    rules: the phase thresholds (kept in `result.rules`, so `build_report(result)` uses the same).
     cache: True for `<root>/.grokwatch-cache.sqlite`, a path, or False.
     progress: called once with the number of checkpoints to compute; returns a
     callable ticked after each one (the CLI's progress bar).
@@ -61,11 +177,12 @@ def scan_folder(
     files are listed in `.errors` and the rest is still analysed.
     """
     settings = settings or Settings()
+    rules = rules or PhaseRules()
     root = Path(root)
     if not root.exists():
         raise NoCheckpointsError(f"{root}: no such file or directory")
     checkpoints, bad = discover(root)
-    result = ScanResult(str(root), settings, errors=[str(e) for e in bad])
+    result = ScanResult(str(root), settings, errors=[str(e) for e in bad], rules=rules)
     if not checkpoints:
         if bad:
             return result
@@ -108,5 +225,5 @@ def scan_folder(
             ck.step = res.step
         result.checkpoints.append(ck)
         result.records.extend(res.records)
-    label_records(result.records, rules or PhaseRules())
+    label_records(result.records, rules)
     return result

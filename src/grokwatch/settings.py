@@ -69,7 +69,12 @@ def _patterns(value: object, field_name: str) -> tuple[str, ...]:
 class Settings:
     """Everything that changes a layer's numbers (and so keys the cache).
 
-    Settings(fit="peak", traps=True, layers="fc*")
+    Values are validated here, so a typo fails at once with the valid choices
+    instead of surfacing as "analysis failed" on every layer; a bare string is
+    one glob, not its characters.
+
+        Settings(fit="peak", traps=True, layers="fc*")   # layers == ("fc*",)
+        Settings(fit="WW")                               # ValueError: fit='WW' is not one of: ww, peak, powerlaw
     """
 
     fit: Fit = Fit.ww

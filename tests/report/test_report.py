@@ -43,17 +43,25 @@ def test_model_levels_and_agreement(runs):
     rep = build_report(scan_folder(runs["anti"], Settings(traps=True), workers=1))
     assert [c.step for c in rep.checkpoints] == [0, 10, 100, 1000, 10000, 100000]
     assert rep.level == "anti-grokking"
-    assert rep.checkpoints[-1].phase == "anti-grokking"
-    assert sum(pr.count for pr in rep.timeline) == 6
-    assert all(a.phase != b.phase for a, b in zip(rep.timeline, rep.timeline[1:]))
-    assert rep.peak.step == 10000 and rep.drop.step == 100000
-    assert rep.warning is not None and rep.warning.step <= 1000  # the planted trap
-    assert rep.lead(rep.warning) == 100000 - rep.warning.step
-    assert [c.acc_phase for c in rep.checkpoints] == ["pre-grokking"] * 2 + ["grokking"] * 3 + [
-        "anti-grokking"
+    # the seeded run's actual labels (measured; a new labeller may move them, then update these figures)
+    PRE, GROK, ANTI = "pre-grokking", "grokking", "anti-grokking"
+    # trend rule: the stable rank of fc1 falls 35.3 -> 6.4 by step 1000 (onset), 5 traps at 100000
+    assert [c.phase for c in rep.checkpoints] == [PRE, PRE, PRE, GROK, GROK, ANTI]
+    assert [(pr.phase, pr.start, pr.end, pr.first_step, pr.last_step) for pr in rep.timeline] == [
+        (PRE, 0, 2, 0, 100),
+        (GROK, 3, 4, 1000, 10000),
+        (ANTI, 5, 5, 100000, 100000),
     ]
+    assert rep.onset.step == 1000 and rep.best.step == 10000 and rep.first_anti.step == 100000
+    assert rep.peak.step == 10000 and rep.drop.step == 100000
+    assert rep.warning.step == 1000  # the planted element mean: the first trap
+    assert "fc1.weight 1 trap" in rep.warning.warning
+    assert rep.lead(rep.warning) == 99000
+    assert [c.acc_phase for c in rep.checkpoints] == [PRE, PRE, GROK, GROK, GROK, ANTI]
     ag = rep.agreement
-    assert ag.compared == sum(ag.confusion.values()) and 0 <= ag.agree <= ag.compared
+    assert (ag.compared, ag.agree) == (6, 5)  # step 100: accuracy already grokking, the spectra not yet
+    assert ag.confusion == {(PRE, PRE): 2, (PRE, GROK): 1, (GROK, GROK): 2, (ANTI, ANTI): 1}
+    assert abs(ag.balanced - (1 + 2 / 3 + 1) / 3) < 1e-12 and ag.false_alarms == 0
     for name, level in (("trap", "trap"), ("clean", "none")):
         assert build_report(scan_folder(runs[name], Settings(traps=True), workers=1)).level == level
 

@@ -174,18 +174,51 @@ def test_too_few_eigenvalues_fails_cleanly():
 
 
 def test_analyze_matrix_one_layer():
-    """The notebook entry point: same alpha as the fit on the ESD; traps when asked; NaN -> error field."""
+    """The notebook entry point: a LayerRecord with the alpha of the fit on the ESD; traps when asked;
+    NaN -> error field; the same record a scan gives the same tensor."""
     import grokwatch
+    from grokwatch.records import LayerRecord
     from grokwatch.settings import Settings
 
     W = np.random.default_rng(11).standard_t(3, size=(300, 120))
-    out = grokwatch.analyze_matrix(W)
+    rec = grokwatch.analyze_matrix(W)
+    assert isinstance(rec, LayerRecord)
     f = ww_fit(esd(W))
-    assert (out["alpha"], out["n_tail"], out["N"], out["M"]) == (f.alpha, f.n_tail, 300, 120)
-    assert out.get("n_traps") is None
-    assert grokwatch.analyze_matrix(W, Settings(traps=True), "x")["n_traps"] >= 0
+    assert (rec.alpha, rec.n_tail, rec.N, rec.M, rec.shape) == (f.alpha, f.n_tail, 300, 120, [300, 120])
+    assert rec.n_traps is None and rec.error is None and rec.phase is None
+    assert grokwatch.analyze_matrix(W, Settings(traps=True), "x").n_traps >= 0
     W[3, 4] = np.nan
-    assert "non-finite" in grokwatch.analyze_matrix(W)["error"]
+    bad = grokwatch.analyze_matrix(W)
+    assert "non-finite" in bad.error and bad.alpha is None
+
+
+def test_analyze_matrix_matches_a_scan_and_takes_torch(tmp_path):
+    """A torch float32 layer gives the record scan_folder gives the same tensor saved in a checkpoint."""
+    import torch
+    from safetensors.torch import save_file
+
+    import grokwatch
+    from grokwatch.settings import Settings
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(300, 120)
+    save_file({"fc.weight": lin.weight.detach().contiguous()}, str(tmp_path / "step_1.safetensors"))
+    scanned = grokwatch.scan_folder(tmp_path, Settings(traps=True), workers=1, cache=False).records[0]
+    rec = grokwatch.analyze_matrix(lin.weight, Settings(traps=True), "fc.weight")
+    for name in (
+        "alpha",
+        "xmin",
+        "D",
+        "n_tail",
+        "lambda_max",
+        "log_norm",
+        "n_traps",
+        "rand_lambda_max",
+        "N",
+        "M",
+    ):
+        assert getattr(rec, name) == getattr(scanned, name), name
+    assert rec.shape == [120, 300] and rec.layer == "fc.weight"
 
 
 def test_fit_fields_are_plain_floats_and_csv_cells_are_numbers():

@@ -11,6 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
+__all__ = ["write_atomic"]
+
 
 def write_atomic(path: str | Path, data: bytes | str) -> Path:
     path = Path(path)

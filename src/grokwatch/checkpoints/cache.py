@@ -18,6 +18,8 @@ from grokwatch.checkpoints.discover import shard_files
 from grokwatch.checkpoints.names import Checkpoint
 from grokwatch.records import LayerRecord
 
+__all__ = ["CACHE_NAME", "Cache", "SCHEMA", "identity"]
+
 CACHE_NAME = ".grokwatch-cache.sqlite"
 SCHEMA = 2
 

@@ -65,6 +65,9 @@ def discover(root: str | Path) -> tuple[list[Checkpoint], list[CheckpointError]]
 
     Returns the checkpoints and the files that could not even be opened for
     their metadata; the caller reports those and goes on with the rest.
+
+        checkpoints, bad = discover("runs/mnist")
+        [(c.step, c.rel) for c in checkpoints]
     """
     root = Path(root)
     found: list[Checkpoint] = []

@@ -17,6 +17,8 @@ import numpy as np
 from grokwatch.checkpoints.names import TensorRef, clean_name
 from grokwatch.errors import CheckpointError
 
+__all__ = ["read_safetensors", "safetensors_header", "safetensors_meta", "safetensors_refs"]
+
 
 def safetensors_header(path: Path) -> tuple[dict, int]:
     """(header JSON, byte offset where tensor data starts), validated against the file size.

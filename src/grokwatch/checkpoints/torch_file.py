@@ -7,6 +7,8 @@ from pathlib import Path
 from grokwatch.checkpoints.names import STEP_KEYS
 from grokwatch.errors import CheckpointError
 
+__all__ = ["read_torch_state"]
+
 
 def read_torch_state(path: str | Path) -> tuple[dict[str, object], dict[str, object]]:
     """(tensors by key, scalar metadata) from a torch/Lightning file, weights only.

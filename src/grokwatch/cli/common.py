@@ -15,6 +15,19 @@ from grokwatch.cli.options import OutputFormat
 from grokwatch.environment import Environment
 from grokwatch.errors import ExitCode
 
+__all__ = [
+    "emit",
+    "environment",
+    "error_line",
+    "finish",
+    "no_checkpoints",
+    "run_scan",
+    "show_progress",
+    "stderr_console",
+    "stdout_console",
+    "warn_line",
+]
+
 
 def environment() -> Environment:
     """The Environment of this process, read afresh (tests change streams and variables)."""

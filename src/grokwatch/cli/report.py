@@ -34,6 +34,8 @@ from grokwatch.cli.options import (
 )
 from grokwatch.errors import ExitCode
 
+__all__ = ["FailOn", "report"]
+
 
 class FailOn(str, Enum):
     none = "none"

@@ -32,6 +32,8 @@ from grokwatch.cli.options import (
     WorkersOpt,
 )
 
+__all__ = ["scan"]
+
 
 def scan(
     directory: DirArg,

@@ -17,6 +17,8 @@ import typer
 from grokwatch.cli.common import error_line, show_progress, stderr_console, stdout_console
 from grokwatch.errors import ConfigMismatchError, ExitCode
 
+__all__ = ["DType", "Device", "Loss", "Op", "Task", "train"]
+
 
 class Task(str, Enum):
     mnist = "mnist"

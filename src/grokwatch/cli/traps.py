@@ -33,6 +33,8 @@ from grokwatch.cli.options import (
     WorkersOpt,
 )
 
+__all__ = ["PlotFormat", "traps"]
+
 
 class PlotFormat(str, Enum):
     png = "png"

@@ -14,6 +14,17 @@ from html import escape
 
 from grokwatch.phases import ANTI, GROK, PRE, UNKNOWN
 
+__all__ = [
+    "CSS",
+    "LAYER_COLS",
+    "LEVEL_CLASS",
+    "PHASE_CLASS",
+    "SECTIONS",
+    "build_html",
+    "inline_svg",
+    "render_html",
+]
+
 SECTIONS = [
     ("summary", "Summary"),
     ("alpha", "α per layer"),
@@ -143,7 +154,7 @@ def _summary(rep) -> str:
         out.append("<h3>Spectral phase (rows) against accuracy phase (columns)</h3>")
         out.append(_table(["spectral \\ accuracy", *acc_cols], trs, set(range(1, len(acc_cols) + 1))))
         out.append(
-            f'<p class="note">Accuracy phases (DESIGN.md): pre-grokking before the test peak while test '
+            f'<p class="note">Accuracy phases (docs/report.md): pre-grokking before the test peak while test '
             f"accuracy is below halfway to it; anti-grokking after the peak with train accuracy ≥ 0.99 "
             f"and test accuracy ≥ {rep.acc_drop:g} below the peak; grokking otherwise. Checkpoints "
             f"labelled unknown are left out.</p>"

@@ -28,6 +28,15 @@ import numpy as np
 from grokwatch.spectral import marchenko_pastur as mp
 from grokwatch.spectral.traps import TrapResult
 
+__all__ = [
+    "EVALS_THRESH",
+    "layer_figure",
+    "layer_svg",
+    "plot_name",
+    "save_layer_figure",
+    "write_layer_figures",
+]
+
 EVALS_THRESH = 1e-5
 _RC = {
     "svg.hashsalt": "grokwatch",

@@ -31,6 +31,20 @@ from grokwatch.phases.score import score_run
 from grokwatch.records import LayerRecord
 from grokwatch.settings import PhaseRules
 
+__all__ = [
+    "Agreement",
+    "CheckpointView",
+    "LEVELS",
+    "MAX_RANGES",
+    "PHASES",
+    "PhaseRange",
+    "Report",
+    "build_report",
+    "facts",
+    "lead_text",
+    "step_range",
+]
+
 LEVELS = ("none", "trap", "anti-grokking")  # --fail-on levels, lowest first
 MAX_RANGES = 30  # timeline rows on the terminal and in Markdown (the HTML has every checkpoint)
 PHASES = (PRE, GROK, ANTI, UNKNOWN)
@@ -191,7 +205,11 @@ def build_report(
 ) -> Report:
     """The report model of a ScanResult (records already phase-labelled by scan_folder).
 
-    `rules` default to the ones the scan was labelled with, so the report cannot disagree with the labels.
+    `rules` default to the ones the result was labelled with (`result.rules`), so
+    the early warning and the labels cannot use different thresholds.
+
+        rep = build_report(scan_folder("runs/mnist", Settings(traps=True)))
+        rep.level, rep.first_anti, rep.agreement
     """
     rules = rules or getattr(result, "rules", None) or PhaseRules()
     groups: dict[str, list[LayerRecord]] = {}

@@ -23,6 +23,19 @@ import numpy as np
 
 from grokwatch.phases import ANTI, GROK, PRE, UNKNOWN
 
+__all__ = [
+    "BAND",
+    "COLORS",
+    "MAX_ESD_LAYERS",
+    "MAX_LINES",
+    "accuracy_svg",
+    "alpha_svg",
+    "esd_figures",
+    "plot",
+    "traps_svg",
+    "uniquify_ids",
+]
+
 BAND = {PRE: "#f2c14e", GROK: "#59a14f", ANTI: "#e15759", UNKNOWN: "#bab0ac"}
 COLORS = [
     "#4e79a7",

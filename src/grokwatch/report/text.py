@@ -10,6 +10,23 @@ from collections.abc import Iterable
 from grokwatch.phases import ANTI, GROK, PRE
 from grokwatch.records import COLUMNS, LayerRecord
 
+__all__ = [
+    "PHASE_STYLE",
+    "TRAP_COLUMNS",
+    "alpha_cell",
+    "by_checkpoint",
+    "layer_names",
+    "layer_table",
+    "rich_table",
+    "summary_rows",
+    "to_csv",
+    "to_json",
+    "to_markdown",
+    "trap_rows",
+    "traps_markdown",
+    "traps_table",
+]
+
 PHASE_STYLE = {PRE: "yellow", GROK: "green", ANTI: "bold red"}
 
 

@@ -15,6 +15,17 @@ import numpy as np
 
 from grokwatch.settings import MIN_SIDE
 
+__all__ = [
+    "NonFiniteError",
+    "SCRATCH_MAX",
+    "analysable",
+    "esd",
+    "gram_eigenvalues",
+    "matrices",
+    "oriented_shape",
+    "spectrum_metrics",
+]
+
 
 class NonFiniteError(ValueError):
     """The weights hold NaN/Inf (or overflow float64 when squared)."""
@@ -92,7 +103,12 @@ def gram_eigenvalues(W: np.ndarray) -> np.ndarray:
 
 
 def esd(W: np.ndarray) -> np.ndarray:
-    """The pooled, sorted eigenvalues of a weight tensor."""
+    """The pooled, sorted eigenvalues of W^T W (float64) for a weight tensor, as WeightWatcher's ESD.
+
+    Conv kernels are one matrix per kernel position, their eigenvalues pooled.
+
+        evals = esd(np.random.default_rng(0).normal(size=(300, 100)))   # 100 eigenvalues, ascending
+    """
     mats = matrices(np.asarray(W))
     if len(mats) == 1:
         return gram_eigenvalues(mats[0])

@@ -19,6 +19,17 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = [
+    "cdf",
+    "density",
+    "density_curve",
+    "edges",
+    "ks_distance",
+    "lambda_plus",
+    "tw_margin",
+    "tw_threshold",
+]
+
 
 def _check_q(Q: float) -> float:
     Q = float(Q)

@@ -22,6 +22,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = [
+    "BLOCK",
+    "EVALS_THRESH",
+    "FAILED",
+    "FITS",
+    "GRID_CACHE_MAX",
+    "PowerLawFit",
+    "SMALL_N_CUTOFF",
+    "SMALL_N_KMIN",
+    "WEAK_TAIL",
+    "fit_tail",
+    "log_hist_peak",
+    "nonzero_sorted",
+    "peak_fit",
+    "powerlaw_fit",
+    "ww_fit",
+]
+
 SMALL_N_CUTOFF = 20  # WeightWatcher's switch to the small-N fit
 SMALL_N_KMIN = 8
 EVALS_THRESH = 1e-5  # eigenvalues at or below this are dropped before fitting
@@ -196,6 +214,9 @@ def nonzero_sorted(evals: np.ndarray) -> np.ndarray:
 def ww_fit(evals: np.ndarray) -> PowerLawFit:
     """WeightWatcher's default power-law fit (free x_min, minimum KS distance).
 
+        f = ww_fit(esd(W))
+        f.alpha, f.xmin, f.n_tail, f.weak   # weak: fewer than 10 eigenvalues in the tail
+
     One errstate for the whole fit (overflow and 0-division are expected for
     degenerate candidates and handled); entering one per block cost ~20 % of a
     200-eigenvalue fit.
@@ -261,7 +282,10 @@ def powerlaw_fit(evals: np.ndarray) -> PowerLawFit:
 
 
 def fit_tail(evals: np.ndarray, method: str = "ww") -> PowerLawFit:
-    """Dispatch on the `--fit` option."""
+    """The power-law fit chosen by the `--fit` option ("ww", "peak" or "powerlaw").
+
+    fit_tail(esd(W), "peak").alpha
+    """
     if method == "ww":
         return ww_fit(evals)
     if method == "peak":

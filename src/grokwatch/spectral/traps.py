@@ -2,9 +2,9 @@
 
 Method (arXiv 2506.04434 §3.2; WeightWatcher's `randomize=True`):
   1. shuffle all elements of each matrix of the layer (conv: each kernel slice
-     on its own, as `spectra.matrices` and WeightWatcher do) with a seeded
+     on its own, as `esd.matrices` and WeightWatcher do) with a seeded
      numpy Generator; correlations are destroyed, the element values are kept;
-  2. eigenvalues of W_shuf^T W_shuf (`spectra.gram_eigenvalues`), pooled over
+  2. eigenvalues of W_shuf^T W_shuf (`esd.gram_eigenvalues`), pooled over
      slices, divided by their mean (so sigma^2 = 1);
   3. a trap is a rescaled eigenvalue above
          threshold = lambda_+ + sqrt((1/sqrt(Q)) lambda_+^(2/3) M^(-2/3)),
@@ -35,6 +35,8 @@ import numpy as np
 
 from grokwatch.spectral import marchenko_pastur as mp
 from grokwatch.spectral.esd import gram_eigenvalues, matrices
+
+__all__ = ["SMALL_M", "SMALL_REPLICAS", "TrapResult", "default_replicas", "find_traps"]
 
 SMALL_M = 100  # below this many eigenvalues per matrix, use SMALL_REPLICAS shuffles (WeightWatcher)
 SMALL_REPLICAS = 5
@@ -88,6 +90,9 @@ def find_traps(W: np.ndarray, seed: int = 0, replicas: int | None = None) -> Tra
 
     `seed` seeds a numpy Generator (same seed, same shuffles, same answer);
     `replicas` defaults to 5 when the smaller side M < 100, else 1.
+
+        W = np.random.default_rng(0).normal(0, 0.05, (784, 200)) + 0.02   # a shifted mean: rank one
+        find_traps(W).n_traps                                              # 1
     """
     W = np.asarray(W, dtype=np.float64)  # one cast, not one per replica
     mats = matrices(W)

@@ -16,6 +16,17 @@ import numpy as np
 
 from grokwatch.errors import GrokwatchError
 
+__all__ = [
+    "DataError",
+    "Dataset",
+    "find_mnist_files",
+    "load_dataset",
+    "load_mnist",
+    "modular_data",
+    "read_idx",
+    "stratified_indices",
+]
+
 # IDX type codes (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _MNIST_PARTS = {

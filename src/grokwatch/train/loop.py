@@ -27,6 +27,23 @@ from grokwatch.train.data import Dataset
 from grokwatch.train.models import build_model
 from grokwatch.train.schedule import TrainConfig
 
+__all__ = [
+    "EVAL_CHUNK",
+    "Interrupt",
+    "METRICS_NAME",
+    "STATE_FORMAT",
+    "STATE_NAME",
+    "Trainer",
+    "checkpoint_name",
+    "read_metrics",
+    "read_state",
+    "resolve_device",
+    "time_steps",
+    "write_checkpoint",
+    "write_metrics",
+    "write_state",
+]
+
 STATE_NAME = "train_state.pt"  # the scanner skips this name
 METRICS_NAME = "metrics.jsonl"
 STATE_FORMAT = 1

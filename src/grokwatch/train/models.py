@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+__all__ = ["MLP", "ModularMLP", "build_model"]
+
 
 class MLP(nn.Module):
     """Omnigrok's MNIST MLP: 784 -> width -> width -> 10 with ReLU."""

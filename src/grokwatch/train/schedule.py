@@ -15,6 +15,16 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+__all__ = [
+    "OPS",
+    "RESUMABLE_FIELDS",
+    "TASKS",
+    "TrainConfig",
+    "config_differences",
+    "log_schedule",
+    "parse_steps",
+]
+
 TASKS = ("mnist", "modadd")
 OPS = ("add", "sub", "mul", "div")
 

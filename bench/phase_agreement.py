@@ -36,6 +36,7 @@ from grokwatch.settings import PhaseRules, Rule, Settings
 # The trend rule's grid: every combination is tried on the training runs of each fold.
 GRID = {
     "onset_contraction": [0.04, 0.06, 0.08, 0.10, 0.12, 0.15],
+    "onset_shrink": [0.0, 0.1, 0.2, 0.3, 0.5],
     "anti_alpha": [2.5, 2.75, 3.0, 3.25, 3.5, 4.0],
     "anti_growth": [0.0, 0.01, 0.02, 0.04],
 }

@@ -112,7 +112,8 @@ class PhaseRules:
     pre_rule: PreRule = PreRule.any
     rule: Rule = Rule.trend
     # trend rule (see grokwatch.phases.trend; chosen on real runs, figures in docs/scan.md)
-    onset_contraction: float = 0.08  # decades of stable-rank fall that start grokking
+    onset_contraction: float = 0.08  # decades of stable-rank fall that start grokking ...
+    onset_shrink: float = 0.2  # ... once some layer's norm is this many decades below its peak
     anti_alpha: float = 3.0  # median alpha of the recent fits below this ...
     anti_growth: float = 0.02  # ... while the norm grew this many decades over `window` checkpoints
     window: int = 5  # trusted fits in the median, checkpoints in the norm trend

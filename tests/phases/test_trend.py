@@ -8,7 +8,8 @@ from grokwatch.phases import ANTI, GROK, PRE, label_records, label_run
 from grokwatch.records import LayerRecord
 from grokwatch.settings import PhaseRules, Rule
 
-RULES = PhaseRules(onset_contraction=0.08, anti_alpha=3.0, anti_growth=0.1, window=3)
+# onset_shrink 0: these trajectories test the other conditions; test_memorizing_is_not_grokking the norm gate
+RULES = PhaseRules(onset_contraction=0.08, onset_shrink=0.0, anti_alpha=3.0, anti_growth=0.1, window=3)
 
 
 def ck(step, sr, alpha, log_norm=3.6, n_tail=30, traps=None, layer="fc1.weight", M=200):
@@ -50,6 +51,7 @@ def test_plateau_fall_collapse():
     reasons = [r for _, r in label_run(cks, RULES)]
     assert reasons[0].startswith("first checkpoint, no history yet (threshold rule)")
     assert "fc1.weight stable rank 90.0 -> 72.0 (0.097 decades >= 0.08)" in reasons[3]
+    assert "largest stable-rank contraction 0.025 decades (fc1.weight) < 0.08" in reasons[2]
     assert (
         "fc1.weight median alpha 2.80 < 3 of the last 3 fits, norm +0.150 decades >= 0.1 over the last 3 checkpoints"
         in reasons[6]
@@ -57,14 +59,23 @@ def test_plateau_fall_collapse():
 
 
 def test_an_outlying_fit_does_not_flip_the_label():
-    cks = [ck(1, 90.0, 8.0), ck(10, 70.0, 4.0), ck(20, 60.0, 4.0, log_norm=3.8), ck(30, 55.0, 1.2, log_norm=3.8),
-           ck(40, 50.0, 4.1, log_norm=3.8)]
+    cks = [
+        ck(1, 90.0, 8.0),
+        ck(10, 70.0, 4.0),
+        ck(20, 60.0, 4.0, log_norm=3.8),
+        ck(30, 55.0, 1.2, log_norm=3.8),
+        ck(40, 50.0, 4.1, log_norm=3.8),
+    ]
     # one fit at 1.2 among 4.0s: the median stays 4.0 -> grokking throughout; the threshold rule flips
     assert labels(cks) == [PRE, GROK, GROK, GROK, GROK]
     assert labels(cks, PhaseRules(rule=Rule.threshold))[3] == ANTI
     # a weak fit (n_tail < 10) never enters the median
-    weak = [ck(1, 90.0, 8.0), ck(10, 70.0, 4.0), ck(20, 60.0, 1.0, n_tail=5, log_norm=3.9),
-            ck(30, 60.0, 1.0, n_tail=5, log_norm=3.9)]
+    weak = [
+        ck(1, 90.0, 8.0),
+        ck(10, 70.0, 4.0),
+        ck(20, 60.0, 1.0, n_tail=5, log_norm=3.9),
+        ck(30, 60.0, 1.0, n_tail=5, log_norm=3.9),
+    ]
     assert labels(weak) == [PRE, GROK, GROK, GROK]
     # nor does an outlier high fit bring back pre-grokking after the onset
     assert labels([ck(1, 90.0, 8.0), ck(10, 70.0, 4.0), ck(20, 69.0, 14.0)]) == [PRE, GROK, GROK]
@@ -72,13 +83,44 @@ def test_an_outlying_fit_does_not_flip_the_label():
 
 def test_recovery_and_weight_decay():
     # alpha low while the norm grows -> anti; alpha recovers -> grokking again
-    cks = [ck(1, 90.0, 8.0), ck(10, 60.0, 2.5, log_norm=3.8), ck(20, 50.0, 2.5, log_norm=3.8),
-           ck(30, 50.0, 4.0, log_norm=3.8), ck(40, 50.0, 4.0, log_norm=3.8)]
+    cks = [
+        ck(1, 90.0, 8.0),
+        ck(10, 60.0, 2.5, log_norm=3.8),
+        ck(20, 50.0, 2.5, log_norm=3.8),
+        ck(30, 50.0, 4.0, log_norm=3.8),
+        ck(40, 50.0, 4.0, log_norm=3.8),
+    ]
     assert labels(cks) == [PRE, GROK, ANTI, ANTI, GROK]
     # the same low alpha with a norm that never grows (weight decay): no alarm
-    flat = [ck(1, 90.0, 8.0, log_norm=3.6), ck(10, 60.0, 2.0, log_norm=3.5), ck(20, 50.0, 1.8, log_norm=3.45),
-            ck(30, 45.0, 1.7, log_norm=3.45)]
+    flat = [
+        ck(1, 90.0, 8.0, log_norm=3.6),
+        ck(10, 60.0, 2.0, log_norm=3.5),
+        ck(20, 50.0, 1.8, log_norm=3.45),
+        ck(30, 45.0, 1.7, log_norm=3.45),
+    ]
     assert labels(flat) == [PRE, GROK, GROK, GROK]
+
+
+def test_memorizing_is_not_grokking():
+    """Stable rank falls while every norm grows (memorizing): pre-grokking until some layer sheds norm."""
+    rules = PhaseRules(onset_contraction=0.08, onset_shrink=0.2, anti_alpha=3.0, anti_growth=0.1, window=3)
+
+    def two(step, sr, norm, out_norm):
+        out = ck(step, 10.0, 4.0, log_norm=out_norm, layer="fc3.weight", M=10)  # too small to vote
+        return ck(step, sr, 8.0 if step == 1 else 4.0, log_norm=norm) + out
+
+    cks = [
+        two(1, 65.0, 1.9, 2.0),
+        two(10, 52.0, 2.5, 2.4),
+        two(100, 50.0, 3.0, 2.6),
+        two(200, 48.0, 3.1, 2.45),
+        two(300, 45.0, 3.1, 2.35),
+    ]
+    got = label_run(cks, rules)
+    assert [p for p, _ in got] == [PRE, PRE, PRE, PRE, GROK]
+    assert "largest norm fall 0.000 decades (fc1.weight) < 0.2" in got[1][1]
+    assert "largest norm fall 0.150 decades (fc3.weight) < 0.2" in got[3][1]
+    assert "fc3.weight norm 0.250 decades below its peak" in got[4][1]
 
 
 def test_traps_small_layers_and_single_checkpoints():
@@ -88,7 +130,7 @@ def test_traps_small_layers_and_single_checkpoints():
     small = [ck(1, 9.0, 4.0, M=10), ck(10, 2.0, 1.0, M=10, log_norm=4.0)]
     assert [p for p, _ in label_run(small, RULES)][1] == "unknown"
     # one checkpoint: the threshold rule, said so
-    (phase, reason), = label_run([ck(1, 50.0, 4.0)], RULES)
+    ((phase, reason),) = label_run([ck(1, 50.0, 4.0)], RULES)
     assert phase == GROK and reason.startswith("first checkpoint, no history yet")
 
 
@@ -103,8 +145,16 @@ def test_labels_of_a_prefix_never_change(rule):
     for i in range(40):
         sr *= rng.uniform(0.9, 1.0)
         norm += rng.uniform(-0.01, 0.03)
-        cks.append(ck(i + 1, sr, float(rng.uniform(1.5, 9.0)), log_norm=norm, n_tail=int(rng.integers(5, 40)),
-                      traps=int(rng.integers(0, 3))))
+        cks.append(
+            ck(
+                i + 1,
+                sr,
+                float(rng.uniform(1.5, 9.0)),
+                log_norm=norm,
+                n_tail=int(rng.integers(5, 40)),
+                traps=int(rng.integers(0, 3)),
+            )
+        )
     rules = PhaseRules(rule=rule)
     full = label_run(cks, rules)
     for n in range(1, len(cks)):

@@ -13,13 +13,20 @@ Features of each voting layer (>= `min_evals` eigenvalues, no error), per checkp
     of the fit's jumps;
   - smoothed alpha: the median of the layer's last `window` trusted fits
     (n_tail >= 10), so one outlying fit cannot flip a label;
-  - norm growth: log10 Frobenius norm now minus `window` checkpoints ago.
+  - norm growth: log10 Frobenius norm now minus `window` checkpoints ago;
+  - norm fall: log10 Frobenius norm below its highest value so far (every
+    layer, also those too small to vote with alpha).
 
 Labels:
   1. the run's first checkpoint has no history: the threshold rule decides,
      and the evidence says so;
   2. pre-grokking until some voting layer's contraction reaches
-     `onset_contraction`; from then on the run is never pre-grokking again;
+     `onset_contraction` and some layer's norm has fallen `onset_shrink`
+     below its peak; from then on the run is never pre-grokking again. Why
+     both: memorizing also concentrates spectra (modular addition without
+     weight decay: stable rank 65 -> 52 while test accuracy stays 0), but it
+     grows every norm; generalizing sheds norm somewhere (the output layer of
+     the MNIST MLP, the embedding in modular addition), as Omnigrok describes;
   3. after the onset, anti-grokking while some voting layer's smoothed alpha is
      below `anti_alpha` while its Frobenius norm is still growing (by at least
      `anti_growth` decades over the last `window` checkpoints): over-correlation
@@ -50,10 +57,11 @@ class _Layer:
     """The running state of one layer: reference stable rank, recent fits, lowest norm."""
 
     def __init__(self, window: int) -> None:
-        self.ref_sr: float | None = None
+        self.ref_sr: float | None = None  # stable rank at the layer's first checkpoint
         self.ref_step: int | None = None
         self.alphas: deque[float] = deque(maxlen=window)
         self.log_norms: deque[float] = deque(maxlen=window + 1)
+        self.max_log_norm = -math.inf
 
     def update(self, r: LayerRecord) -> None:
         if self.ref_sr is None and r.stable_rank:
@@ -62,11 +70,18 @@ class _Layer:
             self.alphas.append(r.alpha)
         if r.log_norm is not None:
             self.log_norms.append(r.log_norm)
+            self.max_log_norm = max(self.max_log_norm, r.log_norm)
 
     def contraction(self, r: LayerRecord) -> float | None:
         if not self.ref_sr or not r.stable_rank:
             return None
         return math.log10(self.ref_sr / r.stable_rank)
+
+    def shrink(self) -> float | None:
+        """How far (decades) the Frobenius norm now sits below its highest value so far."""
+        if not self.log_norms:
+            return None
+        return self.max_log_norm - self.log_norms[-1]
 
     def smoothed_alpha(self) -> float | None:
         return median(self.alphas) if self.alphas else None
@@ -93,35 +108,52 @@ class TrendLabeller:
 
     def update(self, records: list[LayerRecord]) -> tuple[str, str]:
         rules = self.rules
-        voters = [r for r in records if big_enough(r, rules)]
-        for r in voters:
+        measured = [r for r in records if r.error is None]
+        for r in measured:  # every layer's norm counts; alpha and stable rank only from voters
             self.layers.setdefault(r.layer, _Layer(rules.window)).update(r)
+        voters = [r for r in measured if big_enough(r, rules)]
         self.seen += 1
         if self.seen == 1:
             phase, reason = label_checkpoint(records, rules)
             return phase, f"first checkpoint, no history yet (threshold rule): {reason}"
         if not voters:
             return UNKNOWN, f"no layer with >= {rules.min_evals} eigenvalues"
-
         if self.onset is None:
-            best = max(
-                ((self.layers[r.layer].contraction(r), r) for r in voters if r.stable_rank),
-                key=lambda t: -math.inf if t[0] is None else t[0],
-                default=(None, None),
-            )
-            c, r = best
-            if c is None or c < rules.onset_contraction:
-                shown = "-" if c is None else f"{c:.3f}"
-                return PRE, (
-                    f"stable rank near its start: largest contraction {shown} decades "
-                    f"< {rules.onset_contraction:g}" + (f" ({r.layer})" if r is not None else "")
-                )
-            st = self.layers[r.layer]
-            self.onset = (
-                f"{r.layer} stable rank {st.ref_sr:.1f} -> {r.stable_rank:.1f} "
-                f"({c:.3f} decades >= {rules.onset_contraction:g})"
-            )
+            pre = self._before_onset(voters, measured)
+            if pre is not None:
+                return PRE, pre
+        return self._after_onset(voters)
 
+    def _before_onset(self, voters: list[LayerRecord], measured: list[LayerRecord]) -> str | None:
+        """None once grokking has started (and `self.onset` holds why), else the pre-grokking evidence."""
+        rules = self.rules
+        c, cr = max(
+            ((self.layers[r.layer].contraction(r), r) for r in voters),
+            key=lambda t: -math.inf if t[0] is None else t[0],
+        )
+        s, sr = max(
+            ((self.layers[r.layer].shrink(), r) for r in measured),
+            key=lambda t: -math.inf if t[0] is None else t[0],
+        )
+        c_ok = c is not None and c >= rules.onset_contraction
+        s_ok = s is not None and s >= rules.onset_shrink
+        c_text = "-" if c is None else f"{c:.3f}"
+        s_text = "-" if s is None else f"{s:.3f}"
+        if not (c_ok and s_ok):
+            return (
+                f"largest stable-rank contraction {c_text} decades ({cr.layer}) "
+                f"{'>=' if c_ok else '<'} {rules.onset_contraction:g}; largest norm fall {s_text} decades "
+                f"({sr.layer}) {'>=' if s_ok else '<'} {rules.onset_shrink:g}"
+            )
+        st = self.layers[cr.layer]
+        self.onset = (
+            f"{cr.layer} stable rank {st.ref_sr:.1f} -> {cr.stable_rank:.1f} ({c_text} decades >= "
+            f"{rules.onset_contraction:g}), {sr.layer} norm {s_text} decades below its peak"
+        )
+        return None
+
+    def _after_onset(self, voters: list[LayerRecord]) -> tuple[str, str]:
+        rules = self.rules
         why = []
         for r in voters:
             st = self.layers[r.layer]

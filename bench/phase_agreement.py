@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -35,10 +36,11 @@ from grokwatch.settings import PhaseRules, Rule, Settings
 
 # The trend rule's grid: every combination is tried on the training runs of each fold.
 GRID = {
-    "onset_contraction": [0.04, 0.06, 0.08, 0.10, 0.12, 0.15],
-    "onset_shrink": [0.0, 0.1, 0.2, 0.3, 0.5],
-    "anti_alpha": [2.5, 2.75, 3.0, 3.25, 3.5, 4.0],
-    "anti_growth": [0.0, 0.01, 0.02, 0.04],
+    "onset_contraction": [0.06, 0.08, 0.10, 0.12],
+    "onset_shrink": [0.1, 0.2, 0.3, 0.5],
+    "anti_alpha": [0.0, 2.5, 2.75, 3.0, 3.25],  # 0: the alpha path off
+    "anti_growth": [0.0, 0.02, 0.04],
+    "anti_rebound": [0.1, 0.2, 0.3, 0.5, math.inf],  # inf: the rebound path off
 }
 
 

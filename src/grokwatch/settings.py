@@ -116,6 +116,7 @@ class PhaseRules:
     onset_shrink: float = 0.2  # ... once some layer's norm is this many decades below its peak
     anti_alpha: float = 3.0  # median alpha of the recent fits below this ...
     anti_growth: float = 0.02  # ... while the norm grew this many decades over `window` checkpoints
+    anti_rebound: float = 0.25  # or a layer whose norm fell grew back this many decades: anti-grokking
     window: int = 5  # trusted fits in the median, checkpoints in the norm trend
 
     def __post_init__(self) -> None:

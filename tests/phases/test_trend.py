@@ -124,8 +124,10 @@ def test_memorizing_is_not_grokking():
 
 
 def test_traps_small_layers_and_single_checkpoints():
-    cks = [ck(1, 90.0, 8.0), ck(10, 70.0, 4.0, traps=2)]
+    cks = [ck(1, 90.0, 8.0), ck(10, 70.0, 4.0, traps=2, log_norm=3.8)]
     assert labels(cks) == [PRE, ANTI]
+    # traps in a layer whose norm shrinks (weight decay) raise no alarm
+    assert labels([ck(1, 90.0, 8.0), ck(10, 70.0, 4.0, traps=4, log_norm=3.4)]) == [PRE, GROK]
     # a layer under min_evals eigenvalues votes with nothing, not even its stable rank
     small = [ck(1, 9.0, 4.0, M=10), ck(10, 2.0, 1.0, M=10, log_norm=4.0)]
     assert [p for p, _ in label_run(small, RULES)][1] == "unknown"
@@ -167,3 +169,19 @@ def test_label_records_orders_by_step_and_sets_every_record():
     label_records(records, RULES)
     by_step = {r.step: r.phase for r in records}
     assert by_step == {1: PRE, 10: PRE, 100: GROK}
+
+
+def test_a_layer_whose_norm_fell_and_grows_back_means_anti_grokking():
+    rules = PhaseRules(onset_contraction=0.08, onset_shrink=0.2, anti_alpha=0.0, anti_rebound=0.25, window=3)
+
+    def two(step, sr, out_norm):
+        return ck(step, sr, 8.0 if step == 1 else 4.0) + ck(
+            step, 8.0, 3.0, log_norm=out_norm, layer="fc3.weight", M=10
+        )
+
+    # the output layer sheds 2 decades while grokking, then climbs 0.1, 0.2, 0.3 back from its low
+    norms = [2.3, 1.5, 0.8, 0.3, 0.4, 0.5, 0.6, 0.5]
+    srs = [90.0, 70.0, 60.0, 50.0, 45.0, 40.0, 35.0, 33.0]
+    got = label_run([two(10**i, sr, n) for i, (sr, n) in enumerate(zip(srs, norms))], rules)
+    assert [p for p, _ in got] == [PRE, GROK, GROK, GROK, GROK, GROK, ANTI, GROK]
+    assert "fc3.weight norm back up 0.300 decades >= 0.25 from its low (after falling 2.000)" in got[6][1]

@@ -27,13 +27,18 @@ Labels:
      weight decay: stable rank 65 -> 52 while test accuracy stays 0), but it
      grows every norm; generalizing sheds norm somewhere (the output layer of
      the MNIST MLP, the embedding in modular addition), as Omnigrok describes;
-  3. after the onset, anti-grokking while some voting layer's smoothed alpha is
-     below `anti_alpha` while its Frobenius norm is still growing (by at least
+  3. after the onset, anti-grokking while some voting layer is over-correlated
+     (smoothed alpha below `anti_alpha`, or `trap_min` correlation traps) while
+     its Frobenius norm is still growing (by at least
      `anti_growth` decades over the last `window` checkpoints): over-correlation
      that keeps growing. With weight decay the norm shrinks late in a run and a
      layer can sit at a low alpha without a collapse (modular addition with
-     weight decay reaches alpha ~1.3 at 100 % test accuracy). Or a layer holds
-     `trap_min` traps;
+     weight decay reaches alpha ~1.3 at 100 % test accuracy; the MNIST control
+     with weight decay 0.01 reaches alpha 1.6 and 3-4 traps in fc2 at 0.90). Or a layer whose norm fell (at least `onset_shrink`
+     decades, as during grokking) has grown back `anti_rebound` decades from its
+     low: after the test-accuracy peak of the MNIST runs without weight decay,
+     the output layer, which shed two decades of norm while the run grokked,
+     grows again as the collapse sets in;
   4. grokking otherwise (a layer whose alpha recovers returns to grokking).
 Thresholds are `PhaseRules` fields; how they were chosen and how well they agree
 with accuracy phases on real runs is in docs/scan.md.
@@ -62,6 +67,7 @@ class _Layer:
         self.alphas: deque[float] = deque(maxlen=window)
         self.log_norms: deque[float] = deque(maxlen=window + 1)
         self.max_log_norm = -math.inf
+        self.min_since_max = math.inf  # lowest norm since the highest one
 
     def update(self, r: LayerRecord) -> None:
         if self.ref_sr is None and r.stable_rank:
@@ -70,7 +76,9 @@ class _Layer:
             self.alphas.append(r.alpha)
         if r.log_norm is not None:
             self.log_norms.append(r.log_norm)
-            self.max_log_norm = max(self.max_log_norm, r.log_norm)
+            if r.log_norm > self.max_log_norm:
+                self.max_log_norm = self.min_since_max = r.log_norm
+            self.min_since_max = min(self.min_since_max, r.log_norm)
 
     def contraction(self, r: LayerRecord) -> float | None:
         if not self.ref_sr or not r.stable_rank:
@@ -82,6 +90,12 @@ class _Layer:
         if not self.log_norms:
             return None
         return self.max_log_norm - self.log_norms[-1]
+
+    def rebound(self, dip: float) -> float | None:
+        """How far the norm has climbed back from its lowest point, for a layer that first fell `dip` decades."""
+        if not self.log_norms or self.max_log_norm - self.min_since_max < dip:
+            return None
+        return self.log_norms[-1] - self.min_since_max
 
     def smoothed_alpha(self) -> float | None:
         return median(self.alphas) if self.alphas else None
@@ -122,7 +136,7 @@ class TrendLabeller:
             pre = self._before_onset(voters, measured)
             if pre is not None:
                 return PRE, pre
-        return self._after_onset(voters)
+        return self._after_onset(voters, measured)
 
     def _before_onset(self, voters: list[LayerRecord], measured: list[LayerRecord]) -> str | None:
         """None once grokking has started (and `self.onset` holds why), else the pre-grokking evidence."""
@@ -152,20 +166,29 @@ class TrendLabeller:
         )
         return None
 
-    def _after_onset(self, voters: list[LayerRecord]) -> tuple[str, str]:
+    def _after_onset(self, voters: list[LayerRecord], measured: list[LayerRecord]) -> tuple[str, str]:
         rules = self.rules
         why = []
+        for r in measured:
+            st = self.layers[r.layer]
+            b = st.rebound(rules.onset_shrink)
+            if b is not None and b >= rules.anti_rebound:
+                why.append(
+                    f"{r.layer} norm back up {b:.3f} decades >= {rules.anti_rebound:g} from its low "
+                    f"(after falling {st.max_log_norm - st.min_since_max:.3f})"
+                )
         for r in voters:
             st = self.layers[r.layer]
             a, g = st.smoothed_alpha(), st.growth()
-            if a is not None and a < rules.anti_alpha and g is not None and g >= rules.anti_growth:
+            if g is None or g < rules.anti_growth:
+                continue  # a layer whose norm is not growing: over-correlated or not, no alarm (weight decay)
+            growing = f"norm +{g:.3f} decades >= {rules.anti_growth:g} over the last {len(st.log_norms) - 1} checkpoints"
+            if a is not None and a < rules.anti_alpha:
                 why.append(
-                    f"{r.layer} median alpha {a:.2f} < {rules.anti_alpha:g} of the last "
-                    f"{len(st.alphas)} fits, norm +{g:.3f} decades >= {rules.anti_growth:g} "
-                    f"over the last {len(st.log_norms) - 1} checkpoints"
+                    f"{r.layer} median alpha {a:.2f} < {rules.anti_alpha:g} of the last {len(st.alphas)} fits, {growing}"
                 )
             if r.n_traps is not None and r.n_traps >= rules.trap_min:
-                why.append(f"{r.layer} {r.n_traps} traps >= {rules.trap_min}")
+                why.append(f"{r.layer} {r.n_traps} traps >= {rules.trap_min}, {growing}")
         if why:
             return ANTI, "; ".join(why)
-        return GROK, f"since the onset ({self.onset}); no layer over-correlated and growing"
+        return GROK, f"since the onset ({self.onset}); no layer over-correlated and growing, no norm rebound"

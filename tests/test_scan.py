@@ -143,7 +143,7 @@ def test_bad_files_exit_3_and_rest_is_printed(run_dir):
     assert len(errs) == 4 and all(line.startswith("grokwatch: error: ") for line in errs)
     joined = "\n".join(errs)
     assert "step_00000005.safetensors" in joined and "step_00000002.safetensors: truncated" in joined
-    assert "step_7.pt: unsafe pickle" in joined and "step_8.pt: unreadable" in joined
+    assert "step_7.pt: unsafe pickle" in joined and "step_8.pt: corrupt or unreadable" in joined
     assert "Traceback" not in r.output
 
 

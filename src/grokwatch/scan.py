@@ -12,9 +12,11 @@ from pathlib import Path
 from grokwatch.analyze import CheckpointResult, Settings, analyze_checkpoints
 from grokwatch.checkpoints import Checkpoint, discover
 from grokwatch.checkpoints.cache import CACHE_NAME, Cache, identity
+from grokwatch.checkpoints.discover import CHECKPOINT_PATTERNS
+from grokwatch.checkpoints.names import DCP, LIGHTNING, SHARDED, TORCH
 from grokwatch.errors import NoCheckpointsError
 from grokwatch.phases import PhaseRules, label_records
-from grokwatch.pool import default_workers, run
+from grokwatch.pool import default_workers, run, worker_start_seconds
 from grokwatch.records import LayerRecord
 
 
@@ -25,6 +27,7 @@ class ScanResult:
     checkpoints: list[Checkpoint] = field(default_factory=list)
     records: list[LayerRecord] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # one line per bad file: "path: reason"
+    warnings: list[str] = field(default_factory=list)  # one line per thing skipped: "path: why"
     computed: int = 0  # checkpoints analysed now (the rest came from the cache)
 
     # A ScanResult reads like the list of its records (for notebooks: `for r in scan_folder(d)`).
@@ -69,7 +72,7 @@ def scan_folder(
     if not checkpoints:
         if bad:
             return result
-        raise NoCheckpointsError(f"{root}: no checkpoints found (*.safetensors, *.pt, *.pth, *.bin, *.ckpt)")
+        raise NoCheckpointsError(f"{root}: no checkpoints found ({CHECKPOINT_PATTERNS})")
     store = None
     if cache:
         store = Cache(default_cache_path(root) if cache is True else Path(cache))
@@ -86,12 +89,14 @@ def scan_folder(
                 idents[i] = ""
             hit = store.get(idents[i], key) if idents[i] else None
         if hit is not None:
-            results[i] = CheckpointResult(ck.rel, ck.step, hit)
+            results[i] = hit
         else:
             todo.append(i)
     tick = progress(len(todo)) if progress else None
     nworkers = workers if workers is not None else default_workers()
-    for j, res in run(analyze_checkpoints, [checkpoints[i] for i in todo], (settings,), nworkers, tick):
+    work = [checkpoints[i] for i in todo]
+    start_s = worker_start_seconds(uses_torch=any(_needs_torch(ck) for ck in work))
+    for j, res in run(analyze_checkpoints, work, (settings,), nworkers, tick, start_s=start_s):
         i = todo[j]
         results[i] = res
         if store is not None and idents.get(i):
@@ -101,12 +106,25 @@ def scan_folder(
     result.computed = len(todo)
     for i, ck in enumerate(checkpoints):
         res = results[i]
+        result.warnings.extend(res.notes)
         if res.error:
             result.errors.append(res.error)
             continue
         if res.step is not None:
-            ck.step = res.step
-        result.checkpoints.append(ck)
-        result.records.extend(res.records)
+            ck.step, ck.step_unit = res.step, res.step_unit
+        if res.records:
+            result.checkpoints.append(ck)
+    # Steps inside torch files (nanoGPT's iter_num, timm's epoch) are known only now: sort again.
+    result.checkpoints.sort(key=lambda c: c.sort_key)
+    by_rel = {results[i].rel: results[i] for i in range(len(checkpoints))}
+    for ck in result.checkpoints:
+        result.records.extend(by_rel[ck.rel].records)
     label_records(result.records, rules or PhaseRules())
     return result
+
+
+def _needs_torch(ck: Checkpoint) -> bool:
+    """Whether analysing `ck` makes a worker import torch (~2 s once per worker)."""
+    if ck.format in (TORCH, LIGHTNING, DCP):
+        return True
+    return ck.format == SHARDED and not ck.files[0].name.endswith(".safetensors.index.json")

@@ -31,6 +31,8 @@ def select(refs: list[TensorRef], settings: Settings) -> list[TensorRef]:
     for r in refs:
         if not analysable(r.shape, settings.min_side):
             continue
+        if r.key_b and r.rank < settings.min_side:
+            continue  # a rank-r LoRA update has r non-zero eigenvalues: too few to fit, like a thin matrix
         if settings.layers and not any(fnmatch.fnmatchcase(r.layer, p) for p in settings.layers):
             continue
         if any(fnmatch.fnmatchcase(r.layer, p) for p in settings.exclude):
@@ -142,13 +144,18 @@ def _why_nothing(ck: Checkpoint, refs: list[TensorRef], settings: Settings) -> s
     two_d = [r for r in refs if len(r.shape) >= 2]
     if not two_d:
         return f"{ck.path}: no analysable tensor (no 2-D tensor among {len(refs)})"
+    lora = sorted({r.rank for r in two_d if r.key_b})
+    if lora and all(x < settings.min_side for x in lora):
+        return (
+            f"{ck.path}: no analysable tensor (LoRA updates B·A of rank {', '.join(map(str, lora))} have "
+            f"fewer than {settings.min_side} non-zero eigenvalues)"
+        )
     big = [r for r in two_d if analysable(r.shape, settings.min_side)]
     if not big:
-        lora = [r for r in two_d if r.key_b]
-        what = f" (LoRA updates of rank {sorted({r.shape[0] for r in lora})})" if lora else ""
+        largest = max(two_d, key=lambda r: min(r.shape[:2])).shape
         return (
-            f"{ck.path}: no analysable tensor (no 2-D tensor with both sides >= {settings.min_side}"
-            f"{what}; largest {'x'.join(map(str, max(two_d, key=lambda r: min(r.shape[:2])).shape))})"
+            f"{ck.path}: no analysable tensor (no 2-D tensor with both sides >= {settings.min_side}; "
+            f"largest {'x'.join(map(str, largest))})"
         )
     return f"{ck.path}: no analysable tensor (all {len(big)} weight matrices excluded by --layers/--exclude)"
 

@@ -46,7 +46,7 @@ SKIP_NAMES = {
 SKIP_PATTERNS = [re.compile(p) for p in (r".*optim_states\.pt", r"optimizer(_\d+)?\.(pt|bin|pth)")]
 STEP_KEYS = ("step", "global_step", "iter_num", "iteration")
 EPOCH_KEYS = ("epoch",)  # timm's CheckpointSaver records only the epoch
-STEP_PATTERNS = [re.compile(p) for p in (r"checkpoint-(\d+)", r"step[_=-]?(\d+)", r"iter[_=-]?(\d+)")]
+STEP_PATTERNS = [re.compile(p) for p in (r"checkpoint[-_](\d+)", r"step[_=-]?(\d+)", r"iter[_=-]?(\d+)")]
 STRIP_PREFIXES = ("_orig_mod.", "module.", "base_model.model.")
 
 
@@ -63,6 +63,7 @@ class TensorRef:
     # A LoRA update ΔW = scale · B · A: `key` is A's key, `key_b` B's (peft adapters).
     key_b: str | None = None
     scale: float = 1.0
+    rank: int = 0  # the LoRA rank r: ΔW has at most r non-zero eigenvalues
     # The wrapper key the state dict was found under in a torch file ("model_state", ...).
     source: str | None = None
 

@@ -49,10 +49,9 @@ _LORA = re.compile(r"^(?P<base>.+)\.lora_(?P<emb>embedding_)?A(?P<rest>(\.[^.]+)
 
 def _torch_refs(ck: Checkpoint, file: Path) -> list[TensorRef]:
     state = read_torch_state(file)
-    if ck.step is None:
-        ck.step = step_from_meta(state.meta)
-        if ck.step is not None:
-            ck.step_unit = step_unit_from_meta(state.meta)
+    s = step_from_meta(state.meta)  # metadata first: a file's own step beats its name
+    if s is not None:
+        ck.step, ck.step_unit = s, step_unit_from_meta(state.meta)
     ck.source = state.source
     if state.n_empty:
         ck.notes.append(f"{file}: " + ZERO3_HINT.format(n=state.n_empty))
@@ -127,7 +126,7 @@ def _pair_lora(ck: Checkpoint, refs: list[TensorRef], cfg: dict | None) -> list[
         module = clean_name(base)
         scale = _lora_scale(cfg, module, rank) if cfg else 1.0
         shape = (b.shape[0], int(np.prod(r.shape[1:])))
-        out.append(TensorRef(module + ".weight", r.key, r.file, shape, key_b=kb, scale=scale))
+        out.append(TensorRef(module + ".weight", r.key, r.file, shape, key_b=kb, scale=scale, rank=rank))
         used.update((r.key, kb))
     if out and cfg is None:
         ck.notes.append(f"{ck.path}: LoRA tensors without adapter_config.json: ΔW = B·A, unscaled")

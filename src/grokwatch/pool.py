@@ -108,7 +108,7 @@ def run(
     args: tuple = (),
     workers: int = 1,
     on_done: Callable[[], None] | None = None,
-    start_s: float = POOL_START_S,
+    start_s: float | None = None,
 ) -> Iterator[tuple[int, R]]:
     """Yield (index, result) as items finish, where fn(list_of_items, *args) returns one
     result per item; `on_done` ticks a progress bar once per item.
@@ -149,7 +149,8 @@ def run(
             yield from done_here(0, 1)
             lo = 1
             per_item = time.perf_counter() - t0
-            workers = workers_for(per_item * (hi - lo), start_s, workers)
+            start = POOL_START_S if start_s is None else start_s
+            workers = workers_for(per_item * (hi - lo), start, workers)
             if workers <= 1:
                 while lo < hi:
                     c = min(CHUNK, hi - lo)

@@ -223,3 +223,33 @@ def test_peft_inside_trainer_checkpoints(corpus):
     pytest.importorskip("peft")
     pytest.importorskip("transformers")
     check(write_peft_trainer(corpus / "peft_trainer"))
+
+
+def _deepspeed(out, stage: int) -> None:
+    """DeepSpeed in its own process: it starts a gloo process group that must not outlive the test."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).parent
+    code = f"import layouts, pathlib; layouts.write_deepspeed(pathlib.Path({str(out)!r}), {stage})"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), *sys.path]), "MASTER_PORT": str(29600 + stage)}
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_deepspeed_zero2_and_zero3(tmp_path):
+    pytest.importorskip("deepspeed")
+    _deepspeed(tmp_path / "z2", 2)
+    _deepspeed(tmp_path / "z3", 3)
+    assert list((tmp_path / "z2").rglob("*_optim_states.pt"))  # the optimizer shard exists and is skipped
+    z2 = scan_folder(tmp_path / "z2", workers=1, cache=False)
+    assert z2.errors == [] and z2.warnings == []
+    assert [(c.rel, c.step) for c in z2.checkpoints] == [("global_step2/mp_rank_00_model_states.pt", 2)]
+    assert {r.layer for r in z2.records} == {"0.weight", "2.weight"}
+    assert {r.extra.get("source_key") for r in z2.records} == {"module"}
+    r = invoke("scan", tmp_path / "z3", "--no-cache", "-j", 1)
+    assert r.exit_code == 4
+    errs = [x for x in r.stderr.splitlines() if x]
+    assert any("0-element placeholders" in x and "zero_to_fp32" in x for x in errs), errs

@@ -44,7 +44,7 @@ SKIP_NAMES = {
 # Optimizer shards and states are not model checkpoints (DeepSpeed ZeRO writes
 # `zero_pp_rank_0_mp_rank_00_optim_states.pt`, `bf16_zero_pp_rank_0_..._optim_states.pt`).
 SKIP_PATTERNS = [re.compile(p) for p in (r".*optim_states\.pt", r"optimizer(_\d+)?\.(pt|bin|pth)")]
-STEP_KEYS = ("step", "global_step", "iter_num", "iteration")
+STEP_KEYS = ("step", "global_step", "global_steps", "iter_num", "iteration")  # global_steps: DeepSpeed
 EPOCH_KEYS = ("epoch",)  # timm's CheckpointSaver records only the epoch
 STEP_PATTERNS = [re.compile(p) for p in (r"checkpoint[-_](\d+)", r"step[_=-]?(\d+)", r"iter[_=-]?(\d+)")]
 STRIP_PREFIXES = ("_orig_mod.", "module.", "base_model.model.")

@@ -102,7 +102,7 @@ def run_scan(directory: Path, settings, workers: int | None, cache: bool, cache_
     if not result.records and result.errors:
         error_line(f"{directory}: no readable checkpoint")
     elif not result.records:
-        no_checkpoints(f"{directory}: nothing analysable in {len(result.warnings) or 'any'} checkpoint(s)")
+        no_checkpoints(f"{directory}: no checkpoint had an analysable tensor")
     return result
 
 

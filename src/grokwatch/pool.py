@@ -121,7 +121,8 @@ def run(
     the end. Unless a pool is already running, the first item runs here first
     and a pool is started only when the rest of the work, timed on that item,
     outweighs its start-up: rescanning a few new checkpoints never pays ~0.3 s
-    per worker for nothing. `workers` is an upper bound: the count used is
+    per worker for nothing (the second item is timed when there is one: the first
+    pays this process's imports). `workers` is an upper bound: the count used is
     chosen from that timing and `start_s`, one worker's start-up (~2.3 s when
     it must import torch for .pt files), see `workers_for`.
     """
@@ -149,6 +150,12 @@ def run(
             yield from done_here(0, 1)
             lo = 1
             per_item = time.perf_counter() - t0
+            if hi - lo >= 2:
+                # the first item paid this process's one-off imports (torch: ~2 s); time a second
+                t0 = time.perf_counter()
+                yield from done_here(1, 2)
+                lo = 2
+                per_item = time.perf_counter() - t0
             start = POOL_START_S if start_s is None else start_s
             workers = workers_for(per_item * (hi - lo), start, workers)
             if workers <= 1:

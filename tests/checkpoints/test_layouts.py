@@ -233,7 +233,11 @@ def _deepspeed(out, stage: int) -> None:
 
     here = Path(__file__).parent
     code = f"import layouts, pathlib; layouts.write_deepspeed(pathlib.Path({str(out)!r}), {stage})"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), *sys.path]), "MASTER_PORT": str(29600 + stage)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(here), *sys.path]),
+        "MASTER_PORT": str(29600 + stage),
+    }
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
 

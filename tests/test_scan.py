@@ -167,3 +167,14 @@ def test_missing_empty_and_usage(tmp_path):
     assert invoke("scan", tmp_path, "--fit", "bogus").exit_code == 2
     assert invoke("scan", tmp_path, "--workers", 0).exit_code == 2
     assert invoke("scan").exit_code == 2
+
+
+def test_report_never_assumes_checkpoint_order(run_dir):
+    from grokwatch.report.model import build_report
+
+    res = grokwatch.scan_folder(run_dir, workers=1, cache=False)
+    in_order = build_report(res)
+    res.checkpoints.reverse()  # a hand-built or merged ScanResult need not be sorted
+    res.records.reverse()
+    shuffled = build_report(res)
+    assert [v.step for v in shuffled.checkpoints] == [v.step for v in in_order.checkpoints] == [10, 100, 1000]

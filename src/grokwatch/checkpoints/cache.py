@@ -37,6 +37,11 @@ def identity(ck: Checkpoint) -> str:
     files = list(ck.files)
     if ck.format == "sharded":
         files += shard_files(ck.files[0])
+    elif ck.format == "dcp":  # a folder: its mtime misses shards rewritten in place
+        files += sorted(ck.files[0].glob("*.distcp")) + [ck.files[0] / ".metadata"]
+    adapter = ck.files[0].parent / "adapter_config.json"
+    if ck.files[0].name.startswith("adapter_model") and adapter.exists():
+        files.append(adapter)  # lora_alpha and r set the scale of every ΔW
     for f in files:
         st = os.stat(f)
         parts.append(f"{Path(f).name}:{st.st_size}:{st.st_mtime_ns}")

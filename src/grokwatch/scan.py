@@ -116,6 +116,12 @@ def scan_folder(
             result.checkpoints.append(ck)
     # Steps inside torch files (nanoGPT's iter_num, timm's epoch) are known only now: sort again.
     result.checkpoints.sort(key=lambda c: c.sort_key)
+    epochs = [c.rel for c in result.checkpoints if c.step_unit == "epoch"]
+    if epochs:  # the unit is said once: these "steps" count epochs
+        shown = ", ".join(epochs[:3]) + (f" and {len(epochs) - 3} more" if len(epochs) > 3 else "")
+        result.warnings.append(
+            f"{root}: {len(epochs)} checkpoint(s) record an epoch and no step; their step is the epoch ({shown})"
+        )
     by_rel = {results[i].rel: results[i] for i in range(len(checkpoints))}
     for ck in result.checkpoints:
         result.records.extend(by_rel[ck.rel].records)

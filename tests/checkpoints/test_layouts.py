@@ -43,6 +43,7 @@ def check(layout, **kw):
     """scan the layout's folder: the checkpoints, in step order, with the expected layers."""
     res = scan_folder(layout.root, workers=1, cache=False, **kw)
     assert res.errors == []
+    assert all("epoch" in w for w in res.warnings), res.warnings  # nothing else skipped
     assert [c.rel for c in res.checkpoints] == layout.rels
     assert [c.step for c in res.checkpoints] == layout.steps
     by_ck: dict[str, set[str]] = {}
@@ -178,6 +179,10 @@ def test_timm_checkpoint_saver_epochs(corpus):
     lay = write_timm(corpus / "timm")
     res = check(lay)
     assert {c.step_unit for c in res.checkpoints} == {"epoch"}
+    assert res.warnings == [
+        f"{lay.root}: 5 checkpoint(s) record an epoch and no step; their step is the epoch "
+        "(checkpoint-0.pth.tar, checkpoint-1.pth.tar, model_best.pth.tar and 2 more)"
+    ]
     assert all(r.extra.get("step_unit") == "epoch" for r in res.records)
 
 

@@ -236,11 +236,14 @@ def write_dcp(out: Path) -> Layout:
     import torch.distributed.checkpoint as dcp
 
     m = tiny_gpt2()
-    for step in (200, 100):
+    for step, name in ((200, "step_200"), (100, "step_100"), (150, "latest")):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "torch.distributed is disabled ... single process"
-            dcp.save({"model": m.state_dict(), "step": step}, checkpoint_id=str(out / f"step_{step}"))
-    return Layout(out, ["step_100", "step_200"], [100, 200], {"model." + n for n in GPT2_LAYERS})
+            dcp.save({"model": m.state_dict(), "step": step}, checkpoint_id=str(out / name))
+    # `latest` has no step in its name: the saved `step` entry gives 150
+    return Layout(
+        out, ["step_100", "latest", "step_200"], [100, 150, 200], {"model." + n for n in GPT2_LAYERS}
+    )
 
 
 def write_timm(out: Path) -> Layout:

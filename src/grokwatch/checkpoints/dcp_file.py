@@ -15,7 +15,7 @@ from pathlib import Path
 
 from grokwatch.errors import CheckpointError
 
-__all__ = ["is_dcp_folder", "read_dcp_metadata", "read_dcp_state"]
+__all__ = ["is_dcp_folder", "read_dcp_metadata", "read_dcp_scalars", "read_dcp_state"]
 
 _ALLOWED_MODULES = {
     "torch.distributed.checkpoint.metadata",
@@ -120,3 +120,36 @@ def read_dcp_state(d: str | Path) -> dict[str, object]:
 
     walk(sd, "")
     return {k: v for k, v in flat.items() if v.is_floating_point()}
+
+
+def read_dcp_scalars(d: str | Path, keys: tuple[str, ...]) -> dict[str, object]:
+    """Top-level non-tensor entries named in `keys` (a saved `step`), read with `weights_only=True`.
+
+    DCP stores such entries as torch.save'd bytes in a .distcp file; they are read
+    here from their byte range (entries with storage transforms are left out).
+    Anything that is not a plain int/float/str is ignored.
+    """
+    import io
+
+    import torch
+    from torch.distributed.checkpoint.metadata import BytesStorageMetadata
+
+    d = Path(d)
+    md = read_dcp_metadata(d)
+    out: dict[str, object] = {}
+    for idx, info in (md.storage_data or {}).items():
+        fqn = getattr(idx, "fqn", None)
+        if fqn not in keys or not isinstance(md.state_dict_metadata.get(fqn), BytesStorageMetadata):
+            continue
+        if getattr(info, "transform_descriptors", None):
+            continue
+        try:
+            with open(d / info.relative_path, "rb") as fh:
+                fh.seek(info.offset)
+                blob = fh.read(info.length)
+            v = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - a step we cannot read safely is simply not used
+            continue
+        if isinstance(v, int | float | str) and not isinstance(v, bool):
+            out[fqn] = v
+    return out

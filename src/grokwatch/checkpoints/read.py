@@ -26,8 +26,10 @@ import numpy as np
 from grokwatch.checkpoints.discover import shard_files
 from grokwatch.checkpoints.names import (
     DCP,
+    EPOCH_KEYS,
     SAFETENSORS,
     SHARDED,
+    STEP_KEYS,
     Checkpoint,
     TensorRef,
     clean_name,
@@ -141,7 +143,12 @@ def tensor_refs(ck: Checkpoint) -> list[TensorRef]:
     elif ck.format == SHARDED:
         refs = [r for f in shard_files(ck.files[0]) for r in _file_refs(ck, f)]
     elif ck.format == DCP:
-        from grokwatch.checkpoints.dcp_file import read_dcp_state
+        from grokwatch.checkpoints.dcp_file import read_dcp_scalars, read_dcp_state
+
+        meta = read_dcp_scalars(ck.files[0], STEP_KEYS + EPOCH_KEYS)
+        s = step_from_meta(meta)  # a saved `step` beats the folder name
+        if s is not None:
+            ck.step, ck.step_unit = s, step_unit_from_meta(meta)
 
         refs = [
             TensorRef(clean_name(k), k, str(ck.files[0]), tuple(v.shape))

@@ -135,3 +135,16 @@ def fake_mnist(folder: Path, n_train: int = 200, n_test: int = 50, gz: bool = Tr
         )
         write_idx(folder / f"{stem}-labels-idx1-ubyte{sfx}", (np.arange(n) % 10).astype(np.uint8), gz)
     return folder
+
+
+def train_child(out: str, steps: int, extra: dict) -> None:
+    """`grokwatch train`'s work in a forkserver child (tests/train/test_faults.py kills it with SIGKILL).
+
+    Module-level so a forkserver that has already imported torch can start it in milliseconds.
+    """
+    import torch
+
+    from grokwatch.train import TrainConfig, train
+
+    torch.set_num_threads(1)
+    train(TrainConfig(steps=steps, **extra), out)

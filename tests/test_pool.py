@@ -31,3 +31,20 @@ def test_chunks_shrink_to_one_near_the_end():
     assert pool._chunk(1000, 2) == pool.CHUNK
     assert pool._chunk(7, 2) == 1
     assert all(1 <= pool._chunk(n, w) <= min(n, pool.CHUNK) for n in range(1, 200) for w in (2, 3, 16))
+
+
+def test_workers_chosen_from_the_work():
+    # a worker is added only while it saves more than its start-up
+    assert pool.workers_for(0.5, 0.35, 16) == 1  # less than two start-ups of work: stay in process
+    assert pool.workers_for(0.7, 0.35, 16) == 2
+    assert pool.workers_for(100.0, 0.35, 4) == 4  # capped by what the caller allows
+    assert pool.workers_for(100.0, 0.35, 1) == 1
+    # torch files: each worker imports torch first, so the same work wants fewer workers
+    w_torch = pool.workers_for(6.0, pool.worker_start_seconds(uses_torch=True), 16)
+    w_numpy = pool.workers_for(6.0, pool.worker_start_seconds(uses_torch=False), 16)
+    assert w_torch == 2 and w_numpy == 4
+    # the rule: w(w-1) * start <= work for the chosen w, and the next one would not pay
+    for work in (0.1, 1.0, 3.3, 10.0, 50.0):
+        w = pool.workers_for(work, 0.5, 64)
+        assert w == 1 or work / (w * (w - 1)) >= 0.5
+        assert work / ((w + 1) * w) < 0.5

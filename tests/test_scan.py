@@ -203,7 +203,7 @@ def test_bad_files_exit_3_and_rest_is_printed(run_dir):
     assert len(errs) == 4 and all(line.startswith("grokwatch: error: ") for line in errs)
     joined = "\n".join(errs)
     assert "step_00000005.safetensors" in joined and "step_00000002.safetensors: truncated" in joined
-    assert "step_7.pt: unsafe pickle" in joined and "step_8.pt: unreadable" in joined
+    assert "step_7.pt: unsafe pickle" in joined and "step_8.pt: corrupt or unreadable" in joined
     assert "Traceback" not in r.output
 
 
@@ -227,3 +227,14 @@ def test_missing_empty_and_usage(tmp_path):
     assert invoke("scan", tmp_path, "--fit", "bogus").exit_code == 2
     assert invoke("scan", tmp_path, "--workers", 0).exit_code == 2
     assert invoke("scan").exit_code == 2
+
+
+def test_report_never_assumes_checkpoint_order(run_dir):
+    from grokwatch.report.model import build_report
+
+    res = grokwatch.scan_folder(run_dir, workers=1, cache=False)
+    in_order = build_report(res)
+    res.checkpoints.reverse()  # a hand-built or merged ScanResult need not be sorted
+    res.records.reverse()
+    shuffled = build_report(res)
+    assert [v.step for v in shuffled.checkpoints] == [v.step for v in in_order.checkpoints] == [10, 100, 1000]

@@ -44,6 +44,8 @@ def select(refs: list[TensorRef], settings: Settings) -> list[TensorRef]:
     for r in refs:
         if not analysable(r.shape, settings.min_side):
             continue
+        if r.key_b and r.rank < settings.min_side:
+            continue  # a rank-r LoRA update has r non-zero eigenvalues: too few to fit, like a thin matrix
         if settings.layers and not any(fnmatch.fnmatchcase(r.layer, p) for p in settings.layers):
             continue
         if any(fnmatch.fnmatchcase(r.layer, p) for p in settings.exclude):
@@ -158,11 +160,50 @@ class CheckpointResult:
     step: int | None
     records: list[LayerRecord] = field(default_factory=list)
     error: str | None = None  # whole-file failure, one line
+    notes: list[str] = field(default_factory=list)  # one line each: what was skipped and why
+    step_unit: str = "step"  # "epoch" for files that record only an epoch (timm)
 
 
 def analyze_checkpoint(ck: Checkpoint, settings: Settings) -> CheckpointResult:
     """Analyse every selected layer of one checkpoint; never raises for bad input."""
     return analyze_checkpoints([ck], settings)[0]
+
+
+def _why_nothing(ck: Checkpoint, refs: list[TensorRef], settings: Settings) -> str:
+    """One line saying why a checkpoint gave no layer to analyse."""
+    if not refs:
+        return f"{ck.path}: no analysable tensor (no floating-point weights found)"
+    two_d = [r for r in refs if len(r.shape) >= 2]
+    if not two_d:
+        return f"{ck.path}: no analysable tensor (no 2-D tensor among {len(refs)})"
+    lora = sorted({r.rank for r in two_d if r.key_b})
+    if lora and all(x < settings.min_side for x in lora):
+        return (
+            f"{ck.path}: no analysable tensor (LoRA updates B·A of rank {', '.join(map(str, lora))} have "
+            f"fewer than {settings.min_side} non-zero eigenvalues)"
+        )
+    big = [r for r in two_d if analysable(r.shape, settings.min_side)]
+    if not big:
+        largest = max(two_d, key=lambda r: min(r.shape[:2])).shape
+        return (
+            f"{ck.path}: no analysable tensor (no 2-D tensor with both sides >= {settings.min_side}; "
+            f"largest {'x'.join(map(str, largest))})"
+        )
+    return f"{ck.path}: no analysable tensor (all {len(big)} weight matrices excluded by --layers/--exclude)"
+
+
+def _extra(ck: Checkpoint, r: TensorRef) -> dict:
+    """Where a record's matrix came from, when it is not simply the named tensor."""
+    extra: dict = {}
+    if r.aliases:
+        extra["shared_with"] = list(r.aliases)  # tied weights: analysed once, under the first name
+    if r.key_b:
+        extra["lora"] = {"A": r.key, "B": r.key_b, "scale": r.scale, "delta": "scale * B @ A"}
+    if r.source:
+        extra["source_key"] = r.source  # the wrapper key of the state dict in a torch file
+    if ck.step_unit != "step":
+        extra["step_unit"] = ck.step_unit
+    return extra
 
 
 def analyze_checkpoints(cks: list[Checkpoint], settings: Settings) -> list[CheckpointResult]:
@@ -176,7 +217,8 @@ def analyze_checkpoints(cks: list[Checkpoint], settings: Settings) -> list[Check
     results, pending = [], []
     for ck in cks:
         try:
-            refs = select(tensor_refs(ck), settings)
+            all_refs = tensor_refs(ck)
+            refs = select(all_refs, settings)
             train_acc, test_acc = _float_meta(ck.meta, "train_acc"), _float_meta(ck.meta, "test_acc")
             records = []
             with TensorReader() as reader:
@@ -188,6 +230,7 @@ def analyze_checkpoints(cks: list[Checkpoint], settings: Settings) -> list[Check
                         shape=list(r.shape),
                         train_acc=train_acc,
                         test_acc=test_acc,
+                        extra=_extra(ck, r),
                     )
                     try:
                         vals, evals = matrix_spectrum(reader.read(r), settings, r.layer)
@@ -197,7 +240,10 @@ def analyze_checkpoints(cks: list[Checkpoint], settings: Settings) -> list[Check
                     records.append(rec)
                     if evals is not None:
                         pending.append((rec, evals))
-            results.append(CheckpointResult(ck.rel, ck.step, records))
+            notes = list(ck.notes)
+            if not records:
+                notes.append(_why_nothing(ck, all_refs, settings))
+            results.append(CheckpointResult(ck.rel, ck.step, records, notes=notes, step_unit=ck.step_unit))
         except CheckpointError as e:
             results.append(CheckpointResult(ck.rel, ck.step, [], error=str(e)))
     for rec, evals in pending:

@@ -47,6 +47,25 @@ CHUNK = 4  # most items per call of fn: amortises a pool task's ~0.1-0.2 ms roun
 AHEAD = 2  # tasks queued per worker, so a worker never waits for the parent to hand out more
 
 POOL_START_S = 0.35  # measured: spawning 2 workers that import numpy costs ~0.3 s
+TORCH_IMPORT_S = 2.0  # measured: `import torch` in a fresh worker, before it reads its first .pt file
+
+
+def worker_start_seconds(uses_torch: bool) -> float:
+    """What one worker costs before its first result: spawn + numpy, plus torch for torch files."""
+    return POOL_START_S + (TORCH_IMPORT_S if uses_torch else 0.0)
+
+
+def workers_for(work_s: float, start_s: float, most: int) -> int:
+    """How many processes (this one included) pay for themselves on `work_s` seconds of work.
+
+    Going from w-1 to w processes saves work_s/(w-1) - work_s/w = work_s/(w(w-1))
+    and costs about one worker start-up; add workers while the saving is larger.
+    """
+    w = 1
+    while w < most and work_s / ((w + 1) * w) >= start_s:
+        w += 1
+    return w
+
 
 # One pool per process, kept between calls: a notebook that rescans, or `report`
 # after `scan` in one process, pays the workers' start-up once. Idle workers
@@ -91,6 +110,7 @@ def run(
     args: tuple = (),
     workers: int = 1,
     on_done: Callable[[], None] | None = None,
+    start_s: float | None = None,
 ) -> Iterator[tuple[int, R]]:
     """Yield (index, result) as items finish, where fn(list_of_items, *args) returns one
     result per item; `on_done` ticks a progress bar once per item.
@@ -103,7 +123,10 @@ def run(
     the end. Unless a pool is already running, the first item runs here first
     and a pool is started only when the rest of the work, timed on that item,
     outweighs its start-up: rescanning a few new checkpoints never pays ~0.3 s
-    per worker for nothing.
+    per worker for nothing (the second item is timed when there is one: the first
+    pays this process's imports). `workers` is an upper bound: the count used is
+    chosen from that timing and `start_s`, one worker's start-up (~2.3 s when
+    it must import torch for .pt files), see `workers_for`.
     """
     import time
     from concurrent.futures import FIRST_COMPLETED, wait
@@ -129,7 +152,15 @@ def run(
             yield from done_here(0, 1)
             lo = 1
             per_item = time.perf_counter() - t0
-            if workers <= 1 or per_item * (hi - lo) < 2 * POOL_START_S:
+            if hi - lo >= 2:
+                # the first item paid this process's one-off imports (torch: ~2 s); time a second
+                t0 = time.perf_counter()
+                yield from done_here(1, 2)
+                lo = 2
+                per_item = time.perf_counter() - t0
+            start = POOL_START_S if start_s is None else start_s
+            workers = workers_for(per_item * (hi - lo), start, workers)
+            if workers <= 1:
                 while lo < hi:
                     c = min(CHUNK, hi - lo)
                     yield from done_here(lo, lo + c)

@@ -8,7 +8,7 @@ analysis that fills them has run (e.g. traps).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 __all__ = ["COLUMNS", "LayerRecord"]
@@ -56,6 +56,10 @@ class LayerRecord:
     train_acc: float | None = None
     test_acc: float | None = None
     error: str | None = None
+    # where the layer came from, when it is not a plain tensor of the file: `shared_with` (tied
+    # weights, analysed once), `lora` (a peft update B@A), `source_key` (the state dict's wrapper
+    # key in a torch file), `step_unit` ("epoch" when the step counts epochs)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

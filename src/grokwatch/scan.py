@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING
 from grokwatch.analyze import CheckpointResult, Settings, analyze_checkpoints
 from grokwatch.checkpoints import Checkpoint, discover
 from grokwatch.checkpoints.cache import CACHE_NAME, Cache, identity
+from grokwatch.checkpoints.discover import CHECKPOINT_PATTERNS
+from grokwatch.checkpoints.names import DCP, LIGHTNING, SHARDED, TORCH
 from grokwatch.errors import NoCheckpointsError
 from grokwatch.phases import PhaseRules, label_records
-from grokwatch.pool import default_workers, run
+from grokwatch.pool import default_workers, run, worker_start_seconds
 from grokwatch.records import COLUMNS, LayerRecord
 
 if TYPE_CHECKING:
@@ -67,6 +69,7 @@ class ScanResult:
     checkpoints: list[Checkpoint] = field(default_factory=list)
     records: list[LayerRecord] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # one line per bad file: "path: reason"
+    warnings: list[str] = field(default_factory=list)  # one line per thing skipped: "path: why"
     computed: int = 0  # checkpoints analysed now (the rest came from the cache)
     rules: PhaseRules = field(default_factory=PhaseRules)  # the rules the records were labelled with
 
@@ -186,7 +189,7 @@ def scan_folder(
     if not checkpoints:
         if bad:
             return result
-        raise NoCheckpointsError(f"{root}: no checkpoints found (*.safetensors, *.pt, *.pth, *.bin, *.ckpt)")
+        raise NoCheckpointsError(f"{root}: no checkpoints found ({CHECKPOINT_PATTERNS})")
     store = None
     if cache:
         store = Cache(default_cache_path(root) if cache is True else Path(cache))
@@ -203,12 +206,14 @@ def scan_folder(
                 idents[i] = ""
             hit = store.get(idents[i], key) if idents[i] else None
         if hit is not None:
-            results[i] = CheckpointResult(ck.rel, ck.step, hit)
+            results[i] = hit
         else:
             todo.append(i)
     tick = progress(len(todo)) if progress else None
     nworkers = workers if workers is not None else default_workers()
-    for j, res in run(analyze_checkpoints, [checkpoints[i] for i in todo], (settings,), nworkers, tick):
+    work = [checkpoints[i] for i in todo]
+    start_s = worker_start_seconds(uses_torch=any(_needs_torch(ck) for ck in work))
+    for j, res in run(analyze_checkpoints, work, (settings,), nworkers, tick, start_s=start_s):
         i = todo[j]
         results[i] = res
         if store is not None and idents.get(i):
@@ -218,12 +223,31 @@ def scan_folder(
     result.computed = len(todo)
     for i, ck in enumerate(checkpoints):
         res = results[i]
+        result.warnings.extend(res.notes)
         if res.error:
             result.errors.append(res.error)
             continue
         if res.step is not None:
-            ck.step = res.step
-        result.checkpoints.append(ck)
-        result.records.extend(res.records)
+            ck.step, ck.step_unit = res.step, res.step_unit
+        if res.records:
+            result.checkpoints.append(ck)
+    # Steps inside torch files (nanoGPT's iter_num, timm's epoch) are known only now: sort again.
+    result.checkpoints.sort(key=lambda c: c.sort_key)
+    epochs = [c.rel for c in result.checkpoints if c.step_unit == "epoch"]
+    if epochs:  # the unit is said once: these "steps" count epochs
+        shown = ", ".join(epochs[:3]) + (f" and {len(epochs) - 3} more" if len(epochs) > 3 else "")
+        result.warnings.append(
+            f"{root}: {len(epochs)} checkpoint(s) record an epoch and no step; their step is the epoch ({shown})"
+        )
+    by_rel = {results[i].rel: results[i] for i in range(len(checkpoints))}
+    for ck in result.checkpoints:
+        result.records.extend(by_rel[ck.rel].records)
     label_records(result.records, rules)
     return result
+
+
+def _needs_torch(ck: Checkpoint) -> bool:
+    """Whether analysing `ck` makes a worker import torch (~2 s once per worker)."""
+    if ck.format in (TORCH, LIGHTNING, DCP):
+        return True
+    return ck.format == SHARDED and not ck.files[0].name.endswith(".safetensors.index.json")

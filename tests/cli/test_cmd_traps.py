@@ -47,7 +47,12 @@ def test_json_records(run):
         assert isinstance(d["n_traps"], int) and d["threshold"] > d["lambda_plus"] > 1
     by = {(d["step"], d["layer"]): d for d in recs}
     assert by[(1000, "fc2.weight")]["n_traps"] >= 1  # df = 1.5
-    assert by[(1000, "fc2.weight")]["phase"] == "anti-grokking"
+    # the phase column is the default rule's label, the same as a scan with traps gives
+    from grokwatch.scan import scan_folder
+    from grokwatch.settings import Settings
+
+    expected = {(x.step, x.layer): x.phase for x in scan_folder(run, Settings(traps=True), workers=1, cache=False)}
+    assert {k: d["phase"] for k, d in by.items()} == expected
     assert all(by[(s, "fc1.weight")]["n_traps"] == 0 for s in (10, 100, 1000))
     assert by[(10, "fc2.weight")]["n_traps"] == 0
 
@@ -124,12 +129,14 @@ def test_bad_input_exit_codes(tmp_path):
 
 
 def test_scan_traps_adds_counts_and_feeds_the_phase(run):
-    r = runner.invoke(app, ["scan", str(run), "--traps", "-f", "json", "--no-cache", "-j", "1"])
+    # the threshold rule reads one checkpoint at a time (this folder's checkpoints are unrelated draws)
+    args = ["scan", str(run), "--rule", "threshold", "-f", "json", "--no-cache", "-j", "1"]
+    r = runner.invoke(app, [*args, "--traps"])
     assert r.exit_code == 0, r.output
     recs = json.loads(r.stdout)
     assert all(d["n_traps"] is not None for d in recs)
     trapped = [d for d in recs if d["step"] == 1000 and d["layer"] == "fc2.weight"][0]
     assert trapped["n_traps"] >= 2
     assert trapped["phase"] == "anti-grokking" and "fc2.weight" in trapped["phase_reason"]
-    plain = json.loads(runner.invoke(app, ["scan", str(run), "-f", "json", "--no-cache", "-j", "1"]).stdout)
+    plain = json.loads(runner.invoke(app, args).stdout)
     assert all(d["n_traps"] is None for d in plain)

@@ -15,9 +15,18 @@ __all__ = ["write_atomic"]
 
 
 def write_atomic(path: str | Path, data: bytes | str) -> Path:
+    """Write `data` to `path` whole or not at all.
+
+    Any OSError (a full disk, a quota, a read-only folder) is re-raised with
+    `filename` set to `path` itself, never to the hidden temp file, so the
+    one-line error names the file the user asked for.
+    """
     path = Path(path)
     blob = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from e
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
@@ -25,10 +34,12 @@ def write_atomic(path: str | Path, data: bytes | str) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would surprise users sharing runs
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
     return path

@@ -11,13 +11,26 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Checkpoint", "TensorRef", "clean_name", "step_from_meta", "step_from_name"]
+__all__ = [
+    "Checkpoint",
+    "TensorRef",
+    "clean_name",
+    "is_side_file",
+    "step_from_meta",
+    "step_from_name",
+    "step_unit_from_meta",
+]
 
 SAFETENSORS = "safetensors"
-SHARDED = "sharded"
+SHARDED = "sharded"  # an `*.index.json` with a weight_map over safetensors or torch shards
 TORCH = "torch"
 LIGHTNING = "lightning"
+DCP = "dcp"  # torch.distributed.checkpoint folder: `.metadata` + `*.distcp`
+KERAS = "keras"
 TORCH_SUFFIXES = {".pt", ".pth", ".bin"}
+# timm's CheckpointSaver: checkpoint-N.pth.tar, last.pth.tar, model_best.pth.tar
+TORCH_LONG_SUFFIXES = (".pth.tar", ".pt.tar")
+KERAS_SUFFIXES = (".keras", ".weights.h5")
 # Trainer side files that hold no model weights (HF Trainer's and ours).
 SKIP_NAMES = {
     "optimizer.pt",
@@ -28,9 +41,13 @@ SKIP_NAMES = {
     "scaler.pt",
     "train_state.pt",
 }
-STEP_KEYS = ("step", "global_step", "iter_num", "iteration")
-STEP_PATTERNS = [re.compile(p) for p in (r"checkpoint-(\d+)", r"step[_=-]?(\d+)", r"iter[_=-]?(\d+)")]
-STRIP_PREFIXES = ("_orig_mod.", "module.")
+# Optimizer shards and states are not model checkpoints (DeepSpeed ZeRO writes
+# `zero_pp_rank_0_mp_rank_00_optim_states.pt`, `bf16_zero_pp_rank_0_..._optim_states.pt`).
+SKIP_PATTERNS = [re.compile(p) for p in (r".*optim_states\.pt", r"optimizer(_\d+)?\.(pt|bin|pth)")]
+STEP_KEYS = ("step", "global_step", "global_steps", "iter_num", "iteration")  # global_steps: DeepSpeed
+EPOCH_KEYS = ("epoch",)  # timm's CheckpointSaver records only the epoch
+STEP_PATTERNS = [re.compile(p) for p in (r"checkpoint[-_](\d+)", r"step[_=-]?(\d+)", r"iter[_=-]?(\d+)")]
+STRIP_PREFIXES = ("_orig_mod.", "module.", "base_model.model.")
 
 
 @dataclass
@@ -41,6 +58,14 @@ class TensorRef:
     key: str  # key in the file
     file: str
     shape: tuple[int, ...]
+    # Several names sharing one storage (tied weights): analysed once, under `layer`.
+    aliases: tuple[str, ...] = ()
+    # A LoRA update ΔW = scale · B · A: `key` is A's key, `key_b` B's (peft adapters).
+    key_b: str | None = None
+    scale: float = 1.0
+    rank: int = 0  # the LoRA rank r: ΔW has at most r non-zero eigenvalues
+    # The wrapper key the state dict was found under in a torch file ("model_state", ...).
+    source: str | None = None
 
 
 @dataclass
@@ -51,6 +76,9 @@ class Checkpoint:
     files: list[Path]  # files that hold tensors
     step: int | None = None
     meta: dict[str, str] = field(default_factory=dict)
+    step_unit: str = "step"  # "epoch" where only an epoch is recorded (timm)
+    notes: list[str] = field(default_factory=list)  # one line each: tensors skipped and why
+    source: str | None = None  # wrapper key of a torch file's state dict ("model_state"), if any
 
     @property
     def sort_key(self) -> tuple:
@@ -69,6 +97,11 @@ def clean_name(key: str) -> str:
     return key
 
 
+def is_side_file(name: str) -> bool:
+    """Trainer and optimizer files that hold no model weights (skipped by discovery)."""
+    return name in SKIP_NAMES or any(p.fullmatch(name) for p in SKIP_PATTERNS)
+
+
 def step_from_name(name: str) -> int | None:
     for pat in STEP_PATTERNS:
         hits = pat.findall(name)
@@ -77,8 +110,16 @@ def step_from_name(name: str) -> int | None:
     return None
 
 
+def step_unit_from_meta(meta: dict) -> str:
+    """ "epoch" when a file's metadata records an epoch and no step (timm), else "step"."""
+    if any(meta.get(k) is not None for k in STEP_KEYS):
+        return "step"
+    return "epoch" if any(meta.get(k) is not None for k in EPOCH_KEYS) else "step"
+
+
 def step_from_meta(meta: dict) -> int | None:
-    for k in STEP_KEYS:
+    """The step recorded in a file's metadata; an epoch only when no step is recorded."""
+    for k in STEP_KEYS + EPOCH_KEYS:
         v = meta.get(k)
         if v is None:
             continue

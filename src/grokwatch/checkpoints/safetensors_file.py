@@ -64,15 +64,28 @@ def safetensors_meta(path: Path) -> dict[str, str]:
 
 
 _ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": "bf16"}
+# Integer and boolean tensors (token ids, masks, counters) are not weights: skipped without a word.
+_NOT_WEIGHTS = {"BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64"}
 
 
-def safetensors_refs(path: Path) -> list[TensorRef]:
+def safetensors_refs(path: Path, notes: list[str] | None = None) -> list[TensorRef]:
+    """The floating-point tensors of one file; a tensor of a dtype grokwatch cannot read
+    (float8, complex, a dtype newer than this reader) gets a line in `notes` instead of vanishing."""
     header, _ = safetensors_header(path)
     refs = []
+    skipped: dict[str, list[str]] = {}
     for k, v in header.items():
-        if k == "__metadata__" or v.get("dtype") not in _ST_DTYPES:
+        if k == "__metadata__":
             continue
-        refs.append(TensorRef(clean_name(k), k, str(path), tuple(v["shape"])))
+        dt = v.get("dtype") if isinstance(v, dict) else None
+        if dt in _ST_DTYPES:
+            refs.append(TensorRef(clean_name(k), k, str(path), tuple(v["shape"])))
+        elif dt not in _NOT_WEIGHTS:
+            skipped.setdefault(str(dt), []).append(k)
+    if notes is not None:
+        for dt, keys in sorted(skipped.items()):
+            shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+            notes.append(f"{path}: skipped {len(keys)} tensor(s) of unsupported dtype {dt} ({shown})")
     return refs
 
 

@@ -110,8 +110,12 @@ def run_scan(directory: Path, settings, workers: int | None, cache: bool, cache_
         no_checkpoints(str(e))
     for line in result.errors:
         error_line(line)
+    for line in result.warnings:
+        warn_line(line)
     if not result.records and result.errors:
         error_line(f"{directory}: no readable checkpoint")
+    elif not result.records:
+        no_checkpoints(f"{directory}: no checkpoint had an analysable tensor")
     return result
 
 

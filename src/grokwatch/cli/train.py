@@ -181,6 +181,13 @@ def train(
     except ValueError as e:  # e.g. --device cuda without CUDA
         error_line(str(e))
         raise typer.Exit(ExitCode.USAGE) from None
+    except OSError as e:  # a full disk or quota while writing: write_atomic kept the previous file
+        where = e.filename or run_dir
+        error_line(
+            f"{where}: cannot write ({e.strerror or e}); earlier checkpoints are intact, "
+            "free space and rerun the same command to resume"
+        )
+        raise typer.Exit(ExitCode.USAGE) from None
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside the training loop: no new checkpoint
         error_line("interrupted")
         raise typer.Exit(ExitCode.INTERRUPTED) from None

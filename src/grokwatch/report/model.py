@@ -218,7 +218,7 @@ def build_report(
         groups.setdefault(r.checkpoint, []).append(r)
         layers.setdefault(r.layer, None)
     views = []
-    for ck in result.checkpoints:  # already sorted by step
+    for ck in sorted(result.checkpoints, key=lambda c: c.sort_key):  # never trust the caller's order
         recs = groups.get(ck.rel)
         if not recs:
             continue

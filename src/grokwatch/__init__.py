@@ -7,6 +7,7 @@ Library use (the CLI is a thin layer over this):
     for rec in result:                               # iterates over its LayerRecords
         print(rec.step, rec.layer, rec.alpha, rec.phase)
     grokwatch.analyze_matrix(W)                      # every number for one weight matrix (numpy or torch)
+    monitor = grokwatch.Monitor(model, every=500)    # in a training loop: monitor.step() per step
 
 Layout: `spectral/` (one layer's numbers), `checkpoints/` (files on disk and the
 cache), `scan`/`analyze`/`pool`/`phases` (the pipeline), `report/` (what is
@@ -33,10 +34,12 @@ _LAZY = {
     "find_traps": "grokwatch.spectral.traps",
     "discover": "grokwatch.checkpoints.discover",
     "build_report": "grokwatch.report.model",
+    "Monitor": "grokwatch.callbacks.monitor",
 }
 
 __all__ = [
     "LayerRecord",
+    "Monitor",
     "PhaseRules",
     "ScanResult",
     "Settings",
@@ -53,6 +56,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from grokwatch.analyze import analyze_matrix
+    from grokwatch.callbacks.monitor import Monitor
     from grokwatch.checkpoints.discover import discover
     from grokwatch.records import LayerRecord
     from grokwatch.report.model import build_report

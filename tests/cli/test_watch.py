@@ -95,3 +95,26 @@ def test_broken_file_exit_3(tmp_path):
     assert r.exit_code == 3
     assert r.stderr.count("step_00000009.safetensors") == 1
     assert r.stdout.count("step_0000000") == 2
+
+
+def test_train_watch_prints_each_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--task",
+        "modadd",
+        "--steps",
+        "60",
+        "--p",
+        "13",
+        "--checkpoints",
+        "4",
+        "--out",
+        out,
+        "--watch",
+    ]
+    r = CliRunner().invoke(app, list(map(str, args)), env=ENV)
+    assert r.exit_code == 0, r.output
+    written = sorted(p.name for p in out.glob("step_*.safetensors"))
+    lines = [x for x in r.stdout.splitlines() if x.startswith("step ")]
+    assert sorted(x.split()[2] for x in lines) == written  # every checkpoint once, the last one included

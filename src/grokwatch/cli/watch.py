@@ -257,3 +257,57 @@ def watch(
         raise typer.Exit(ExitCode.FINDINGS)
     if outcome.errors:
         raise typer.Exit(ExitCode.BAD_INPUT)
+
+
+class BackgroundWatch:
+    """`train --watch`: the `watch` view of a run folder, in a thread beside the training loop.
+
+    On a terminal the live view replaces the training progress bar (the status line
+    shows the training progress instead); otherwise one plain line per checkpoint.
+    `stop()` takes one last look at the folder (the final checkpoint) and ends the view.
+    """
+
+    def __init__(self, folder: Path, live: bool, settings=None, rules=None):
+        import threading
+
+        from grokwatch.settings import Settings
+
+        self.stop_event = threading.Event()
+        self.view = None
+        self._live = None
+        if live:
+            from rich.live import Live
+
+            from grokwatch.monitor.view import LiveView
+
+            self.view = LiveView(folder)
+            self._live = Live(self.view, console=environment().stdout_console(), refresh_per_second=2)
+            sink = LiveSink(self.view)
+        else:
+            sink = LineSink()
+        self.outcome = None
+
+        def target() -> None:
+            from grokwatch.monitor.run import follow_folder
+
+            self.outcome = follow_folder(
+                folder, sink, settings or Settings(traps=True), rules, settle=1.0, stop=self.stop_event
+            )
+
+        self._thread = threading.Thread(target=target, name="grokwatch-watch", daemon=True)
+
+    def start(self) -> BackgroundWatch:
+        if self._live is not None:
+            self._live.start()
+        self._thread.start()
+        return self
+
+    def status(self, text: str) -> None:
+        if self.view is not None:
+            self.view.status = text
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self._thread.join()
+        if self._live is not None:
+            self._live.stop()

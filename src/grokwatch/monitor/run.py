@@ -79,7 +79,7 @@ def follow_folder(
                     return Outcome("stopped", run, errors)
             else:
                 if waiting:
-                    sink.status(f"{root} appeared; following it ({waker.mode})")
+                    sink.status(f"{root} appeared; following it")
                     waiting = False
                 ready = follower.poll(final=final)
                 for line in ready.errors:

@@ -88,6 +88,7 @@ def main() -> None:
     ap.add_argument("--cases", default="mlp,gpt2")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    torch.set_flush_denormal(True)  # as `grokwatch train` does: the x8 init otherwise hits subnormal floats
     cases = {"mlp": ("paper MLP 784-200-200-10", mlp_case), "gpt2": ("GPT-2 2x128, ctx 64", gpt2_case)}
     for key in a.cases.split(","):
         name, case = cases[key]

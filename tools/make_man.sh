@@ -18,9 +18,9 @@ command -v "$GROKWATCH" >/dev/null || { echo "make_man.sh: $GROKWATCH not on PAT
 
 export TYPER_USE_RICH=0 COLUMNS=80 TERM=dumb NO_COLOR=1 LC_ALL=C.UTF-8 LANG=C.UTF-8
 export SOURCE_DATE_EPOCH=1767225600  # 2026-01-01: the date printed in every page's footer
-unset GROKWATCH_FORMAT GROKWATCH_WORKERS GROKWATCH_CACHE GROKWATCH_FIT GROKWATCH_FAIL_ON || true
+unset GROKWATCH_FORMAT GROKWATCH_WORKERS GROKWATCH_CACHE GROKWATCH_FIT GROKWATCH_FAIL_ON GROKWATCH_WATCH_FORMAT GROKWATCH_EXIT_ON GROKWATCH_EVENTS || true
 version="$("$GROKWATCH" --version | awk '{print $NF}')"
-commands=(scan traps report train)
+commands=(scan traps report train watch)
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -29,14 +29,14 @@ trap 'rm -rf "$tmp"' EXIT
 {
   echo "[EXIT STATUS]"
   echo ".TP"; echo ".B 0"; echo "Success (and --fail-on found nothing at or above its level)."
-  echo ".TP"; echo ".B 1"; echo "grokwatch report: a checkpoint at or above --fail-on (trap, anti-grokking); --exit-zero turns this into 0."
+  echo ".TP"; echo ".B 1"; echo "grokwatch report: a checkpoint at or above --fail-on (trap, anti-grokking); --exit-zero turns this into 0. grokwatch watch: a checkpoint at or above --exit-on."
   echo ".TP"; echo ".B 2"; echo "Usage error (unknown option, bad value), or an output file that cannot be written."
   echo ".TP"; echo ".B 3"; echo "A checkpoint was unreadable or unsafe (e.g. a pickle that would import code); the rest was still processed."
   echo ".TP"; echo ".B 4"; echo "No checkpoints found (missing or empty folder)."
-  echo ".TP"; echo ".B 130"; echo "Interrupted (grokwatch train saves a checkpoint first)."
+  echo ".TP"; echo ".B 130"; echo "Interrupted (grokwatch train saves a checkpoint first); grokwatch watch exits 0 on Ctrl-C."
   echo "[ENVIRONMENT]"
   echo "Main options have GROKWATCH_* twins (listed with each option in the command pages)."
-  echo "NO_COLOR turns colour off. Under GITHUB_ACTIONS=true, grokwatch report prints ::warning:: annotations;"
+  echo "NO_COLOR turns colour off. Under GITHUB_ACTIONS=true, grokwatch report and watch print ::warning:: annotations;"
   echo "when GITHUB_STEP_SUMMARY is set it appends its Markdown summary there."
   echo "[SEE ALSO]"
   sep=""

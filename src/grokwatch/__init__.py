@@ -9,6 +9,7 @@ Library use (the CLI is a thin layer over this; docs/python.md walks through it)
     result.phases()                                  # one row per checkpoint: phase and its evidence
     grokwatch.build_report(result).warning           # the early warning of `grokwatch report`
     grokwatch.analyze_matrix(W)                      # the LayerRecord of one weight matrix (numpy or torch)
+    monitor = grokwatch.Monitor(model, every=500)    # in a training loop: monitor.step() per step
 
 Layout: `spectral/` (one layer's numbers), `checkpoints/` (files on disk and the
 cache), `scan`/`analyze`/`pool`/`phases` (the pipeline), `report/` (what is
@@ -36,10 +37,12 @@ _LAZY = {
     "find_traps": "grokwatch.spectral.traps",
     "discover": "grokwatch.checkpoints.discover",
     "build_report": "grokwatch.report.model",
+    "Monitor": "grokwatch.callbacks.monitor",
 }
 
 __all__ = [
     "LayerRecord",
+    "Monitor",
     "PhaseRules",
     "ScanResult",
     "Settings",
@@ -56,6 +59,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from grokwatch.analyze import analyze_matrix
+    from grokwatch.callbacks.monitor import Monitor
     from grokwatch.checkpoints.discover import discover
     from grokwatch.records import LayerRecord
     from grokwatch.report.model import build_report

@@ -51,7 +51,9 @@ def test_json_records(run):
     from grokwatch.scan import scan_folder
     from grokwatch.settings import Settings
 
-    expected = {(x.step, x.layer): x.phase for x in scan_folder(run, Settings(traps=True), workers=1, cache=False)}
+    expected = {
+        (x.step, x.layer): x.phase for x in scan_folder(run, Settings(traps=True), workers=1, cache=False)
+    }
     assert {k: d["phase"] for k, d in by.items()} == expected
     assert all(by[(s, "fc1.weight")]["n_traps"] == 0 for s in (10, 100, 1000))
     assert by[(10, "fc2.weight")]["n_traps"] == 0

@@ -45,6 +45,7 @@ def test_man_pages_match_help(generated):
         "grokwatch-traps.1",
         "grokwatch-report.1",
         "grokwatch-train.1",
+        "grokwatch-watch.1",
     } <= set(fresh)
     for name in fresh:
         old = (ROOT / "man" / name).read_text(encoding="utf-8")

@@ -1,6 +1,6 @@
 """The `grokwatch` command: a thin typer layer over the library.
 
-One module per subcommand (`scan`, `traps`, `report`, `train`), shared options in
+One module per subcommand (`scan`, `traps`, `report`, `train`, `watch`), shared options in
 `options`, shared helpers in `common`. Heavy libraries (numpy, torch, matplotlib)
 are imported inside the commands, so `--help` stays fast. `main` is the one place
 that turns grokwatch's exceptions into exit codes (`grokwatch.errors.ExitCode`).
@@ -17,6 +17,7 @@ from grokwatch.cli import report as cmd_report
 from grokwatch.cli import scan as cmd_scan
 from grokwatch.cli import train as cmd_train
 from grokwatch.cli import traps as cmd_traps
+from grokwatch.cli import watch as cmd_watch
 from grokwatch.cli.common import error_line
 from grokwatch.errors import GrokwatchError
 
@@ -52,6 +53,7 @@ app.command("scan")(cmd_scan.scan)
 app.command("traps")(cmd_traps.traps)
 app.command("report")(cmd_report.report)
 app.command("train")(cmd_train.train)
+app.command("watch")(cmd_watch.watch)
 
 
 def main() -> None:

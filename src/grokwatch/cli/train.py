@@ -123,6 +123,14 @@ def train(
     flush_denormal: Annotated[
         bool, typer.Option(help="CPU: flush subnormal floats to zero (avoids slow steps late in training).")
     ] = True,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Show the live view of `grokwatch watch` on the run folder while training "
+            "(one line per checkpoint when not on a terminal).",
+        ),
+    ] = False,
     threads: Annotated[
         int,
         typer.Option(
@@ -171,7 +179,7 @@ def train(
         if dry_run:
             _dry_run(cfg, run_dir)
             return
-        result = _train(cfg, run_dir)
+        result = _train(cfg, run_dir, watch=watch)
     except DataError as e:
         error_line(str(e))
         raise typer.Exit(ExitCode.BAD_INPUT) from None
@@ -222,13 +230,20 @@ def _dry_run(cfg, run_dir: Path) -> None:
     con.print("dry run: nothing written")
 
 
-def _train(cfg, run_dir: Path):
+def _train(cfg, run_dir: Path, watch: bool = False):
     from grokwatch.train import train as run_training
 
     err = stderr_console()
     err.print(f"grokwatch train: {cfg.task} -> {run_dir}", highlight=False)
     bar = None
-    if show_progress():
+    watcher = None
+    if watch:
+        from grokwatch.cli.common import environment
+        from grokwatch.cli.watch import BackgroundWatch
+
+        env = environment()
+        watcher = BackgroundWatch(run_dir, live=env.stdout_isatty and not env.ci)
+    if show_progress() and (watcher is None or watcher.view is None):
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -255,6 +270,9 @@ def _train(cfg, run_dir: Path):
     def progress(step: int, total: int, last: dict | None) -> None:
         import time
 
+        if watcher is not None:
+            acc = f", train {last['train_acc']:.3f} test {last['test_acc']:.3f}" if last else ""
+            watcher.status(f"training step {step:,}/{total:,}{acc}")
         if bar is None:
             return
         if state["task"] is None:
@@ -268,11 +286,15 @@ def _train(cfg, run_dir: Path):
 
     if bar is not None:
         bar.start()
+    if watcher is not None:
+        watcher.start()
     try:
         result = run_training(cfg, run_dir, progress=progress)
     finally:
         if bar is not None:
             bar.stop()
+        if watcher is not None:
+            watcher.stop()
     con = stdout_console()
     ev = result.last_eval or {}
     if result.step == result.start_step and not result.interrupted:

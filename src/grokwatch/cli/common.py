@@ -117,9 +117,9 @@ def emit(result, fmt: OutputFormat, title: str, show_traps: bool = False, per_la
         if not result.records:
             return
         if per_layer:
-            con.print(output.layer_table(result.records, title=title))
+            con.print(output.layer_table(result.records, title=title, width=con.width))
         else:
-            con.print(output.rich_table(result.records, title=title, show_traps=show_traps))
+            con.print(output.rich_table(result.records, title=title, show_traps=show_traps, width=con.width))
 
 
 def finish(result) -> None:

@@ -92,7 +92,8 @@ def traps(
     elif fmt == OutputFormat.markdown:
         sys.stdout.write(traps_markdown(result.records))
     elif result.records:
-        stdout_console().print(traps_table(result.records, f"grokwatch traps {directory} (seed={seed})"))
+        con = stdout_console()
+        con.print(traps_table(result.records, f"grokwatch traps {directory} (seed={seed})", width=con.width))
     if plot is not None and result.records:
         written, problems = write_layer_figures(result, plot, all_layers, plot_format.value)
         for line in problems:

@@ -22,7 +22,27 @@ from grokwatch.errors import GrokwatchError
 
 __all__ = ["app", "main"]
 
+
+def _flags_without_placeholder(params):
+    """A flag takes no value: typer's rich help would still print a `<bool>` type for it."""
+    for p in params:
+        if getattr(p, "is_flag", False) and p.metavar is None:
+            p.metavar = ""
+    return params
+
+
+class _Command(typer.core.TyperCommand):
+    def get_params(self, ctx):
+        return _flags_without_placeholder(super().get_params(ctx))
+
+
+class _Group(typer.core.TyperGroup):
+    def get_params(self, ctx):
+        return _flags_without_placeholder(super().get_params(ctx))
+
+
 app = typer.Typer(
+    cls=_Group,
     name="grokwatch",
     help="Audit a training run's checkpoints with Heavy-Tailed Self-Regularization: power-law alpha per "
     "layer, correlation traps, and grokking / anti-grokking phase labels, from the weights alone.",
@@ -48,10 +68,10 @@ def root(
     """Audit a training run's checkpoints with Heavy-Tailed Self-Regularization."""
 
 
-app.command("scan")(cmd_scan.scan)
-app.command("traps")(cmd_traps.traps)
-app.command("report")(cmd_report.report)
-app.command("train")(cmd_train.train)
+app.command("scan", cls=_Command)(cmd_scan.scan)
+app.command("traps", cls=_Command)(cmd_traps.traps)
+app.command("report", cls=_Command)(cmd_report.report)
+app.command("train", cls=_Command)(cmd_train.train)
 
 
 def main() -> None:

@@ -116,3 +116,43 @@ def test_rendered_pages_show_every_option_intact(command):
         assert re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", text), f"{opt} missing or broken"
     if command == "scan":
         assert "DIR/.grokwatch-cache.sqlite" in text and "log-histogram" in text and "--alpha-high." in text
+
+
+@pytest.mark.slow
+def test_wheel_puts_pages_where_man_finds_them(tmp_path):
+    """The wheel ships man/*.1 as data files for <prefix>/share/man/man1, which man-db searches
+    for every <prefix>/bin on PATH: `man grokwatch` works after `pip install .` in a venv
+    (editable installs carry no data files; the README says so).
+
+    The wheel is built and unpacked the way pip installs `.data/data/` (into the prefix),
+    never installed: installing into another prefix would uninstall the test venv's grokwatch.
+    """
+    import zipfile
+
+    pytest.importorskip("setuptools")
+    man = shutil.which("man")
+    if man is None:
+        pytest.skip("man is not installed")
+    wheels = tmp_path / "wheels"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
+        + ["-w", str(wheels), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    prefix = tmp_path / "prefix"
+    (prefix / "bin").mkdir(parents=True)
+    with zipfile.ZipFile(next(wheels.glob("grokwatch-*.whl"))) as whl:
+        for name in whl.namelist():
+            head, sep, rest = name.partition(".data/data/")
+            if sep and "/" not in head:
+                (prefix / rest).parent.mkdir(parents=True, exist_ok=True)
+                (prefix / rest).write_bytes(whl.read(name))
+    pages = sorted(p.name for p in (prefix / "share" / "man" / "man1").glob("*.1"))
+    assert pages == sorted(p.name for p in (ROOT / "man").glob("*.1"))
+    env = {"PATH": f"{prefix / 'bin'}:/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
+    for page in ("grokwatch", "grokwatch-scan"):
+        found = subprocess.run([man, "-w", page], env=env, capture_output=True, text=True, timeout=60)
+        assert found.returncode == 0 and found.stdout.startswith(str(prefix)), found.stderr

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from grokwatch.cli.common import error_line, show_progress, stderr_console, stdout_console
+from grokwatch.cli.common import check_output_dir, error_line, show_progress, stderr_console, stdout_console
 from grokwatch.errors import ConfigMismatchError, ExitCode
 
 
@@ -169,6 +169,8 @@ def train(
         error_line(f"--data-dir {data_dir}: no such directory")
         raise typer.Exit(ExitCode.USAGE)
     run_dir = out if out is not None else Path("runs") / f"{cfg.task}-seed{cfg.seed}"
+    if not dry_run:
+        check_output_dir(run_dir, "--out")
     try:
         if dry_run:
             _dry_run(cfg, run_dir)

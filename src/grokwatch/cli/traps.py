@@ -16,7 +16,14 @@ from typing import Annotated
 
 import typer
 
-from grokwatch.cli.common import error_line, finish, run_scan, stderr_console, stdout_console
+from grokwatch.cli.common import (
+    check_output_dir,
+    error_line,
+    finish,
+    run_scan,
+    stderr_console,
+    stdout_console,
+)
 from grokwatch.cli.options import (
     DEFAULT_RULES,
     DEFAULT_SETTINGS,
@@ -84,6 +91,8 @@ def traps(
     settings = Settings(
         traps=True, seed=seed, replicas=replicas, layers=tuple(layers or ()), exclude=tuple(exclude or ())
     )
+    if plot is not None:
+        check_output_dir(plot, "--plot")
     result = run_scan(directory, settings, workers, cache, cache_path, PhaseRules(trap_min=trap_min))
     if fmt == OutputFormat.json:
         sys.stdout.write(to_json(result.records) + "\n")

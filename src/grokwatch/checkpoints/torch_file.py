@@ -15,17 +15,22 @@ def read_torch_state(path: str | Path) -> tuple[dict[str, object], dict[str, obj
     globals the pickle asks for are named in the error.
     """
     import pickle
+    import warnings
 
     import torch
 
     path = str(path)
     try:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as e:  # legacy (non-zip) files cannot be memory-mapped
-            if "mmap" not in str(e) and "zip" not in str(e):
-                raise
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+        # torch warns about pickle protocols it does not expect; the user cannot act on that,
+        # and an unloadable file gets its own one-line error below.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            try:
+                obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as e:  # legacy (non-zip) files cannot be memory-mapped
+                if "mmap" not in str(e) and "zip" not in str(e):
+                    raise
+                obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         try:
             names = torch.serialization.get_unsafe_globals_in_checkpoint(path)

@@ -252,7 +252,14 @@ def _train(cfg, run_dir: Path):
     def progress(step: int, total: int, last: dict | None) -> None:
         import time
 
-        if bar is None:
+        if bar is None:  # a log, not a terminal: one line per checkpoint, so the log shows life
+            if last and last.get("step") == step and state["last"] != step:
+                state["last"] = step
+                err.print(
+                    f"step {step:,}/{total:,}: train acc {last['train_acc']:.3f} test acc "
+                    f"{last['test_acc']:.3f} ({_fmt_time(last.get('wall_s', 0.0))})",
+                    highlight=False,
+                )
             return
         if state["task"] is None:
             state["task"] = bar.add_task("train", total=total, completed=step, rate="", acc="")
@@ -285,7 +292,8 @@ def _train(cfg, run_dir: Path):
             f"train acc {ev['train_acc']:.4f} loss {ev['train_loss']:.4g} | "
             f"test acc {ev['test_acc']:.4f} loss {ev['test_loss']:.4g}"
         )
-    con.print(f"{len(result.checkpoints)} checkpoints written to {run_dir}")
+    n = len(result.checkpoints)
+    con.print(f"{n} checkpoint{'' if n == 1 else 's'} written to {run_dir}")
     if result.interrupted:
         print("grokwatch: interrupted; rerun the same command to resume", file=sys.stderr)
     return result

@@ -107,7 +107,10 @@ def traps(
         written, problems = write_layer_figures(result, plot, all_layers, plot_format.value)
         for line in problems:
             error_line(line)
-        stderr_console().print(f"wrote {written} figure{'s' if written != 1 else ''} to {plot}")
+        hint = " (no layer has a trap; --all draws every layer)" if written == 0 and not all_layers else ""
+        stderr_console().print(
+            f"wrote {written} figure{'s' if written != 1 else ''} to {plot}{hint}", highlight=False
+        )
         if problems:
             result.errors.extend(problems)
     finish(result)

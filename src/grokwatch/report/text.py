@@ -230,6 +230,7 @@ TRAP_COLUMNS = [
     "M",
     "alpha",
     "n_tail",
+    "weak_fit",
     "n_traps",
     "lambda_plus",
     "threshold",

@@ -25,6 +25,17 @@ commands=(scan traps report train watch)
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
+# help2man reads `grokwatch --help`. Click wraps that help at 80 columns and breaks words at
+# hyphens ("--alpha-" / "high"); help2man then joins such lines *without* the hyphen
+# ("--alphahigh"). So help2man gets the help unwrapped (man reflows it anyway), from a
+# wrapper that runs the same CLI with an unlimited help width.
+python="$(sed -n '1s/^#! *//p' "$(command -v "$GROKWATCH")")"
+mkdir -p "$tmp/bin"
+printf '#!/bin/sh\nexec %s -c %s "$@"\n' "$python" \
+  "'import sys; from grokwatch.cli import app; app(sys.argv[1:], prog_name=\"grokwatch\", terminal_width=100000, max_content_width=100000)'" \
+  > "$tmp/bin/grokwatch"
+chmod +x "$tmp/bin/grokwatch"
+
 # Extra sections for the root page (help2man --include format).
 {
   echo "[EXIT STATUS]"
@@ -46,7 +57,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 help2man --no-info --section=1 --version-string="grokwatch $version" \
   --name="audit training checkpoints with Heavy-Tailed Self-Regularization" \
-  --include="$tmp/root.h2m" --output="$out/grokwatch.1" "$GROKWATCH"
+  --include="$tmp/root.h2m" --output="$out/grokwatch.1" "$tmp/bin/grokwatch"
 
 for c in "${commands[@]}"; do
   # the first paragraph of the command's help (its short help) is its NAME line
@@ -55,6 +66,13 @@ for c in "${commands[@]}"; do
   printf '[SEE ALSO]\n\\fBgrokwatch\\fR(1)\n' > "$tmp/$c.h2m"
   # help2man runs "$prog --help" through the shell, so "grokwatch scan" works as a program name
   help2man --no-info --section=1 --version-string="grokwatch-$c $version" --name="$name" \
-    --include="$tmp/$c.h2m" --output="$out/grokwatch-$c.1" "$GROKWATCH $c"
+    --include="$tmp/$c.h2m" --output="$out/grokwatch-$c.1" "$tmp/bin/grokwatch $c"
+done
+
+# Every hyphen in the text is a hyphen-minus someone may type or search for (option names,
+# file names, "grokwatch-scan"): escape the ones help2man left bare, so groff prints "-" and
+# not a typographic hyphen, and turn hyphenation off (.nh) so no option name is split.
+for page in "$out"/grokwatch*.1; do
+  perl -pi -e 's/(?<!\\)-/\\-/g unless /^[.\x27]/; $_ .= ".nh\n" if /^\.TH /' "$page"
 done
 echo "make_man.sh: wrote $(ls "$out"/grokwatch*.1 | wc -l) pages to $out/"

@@ -14,7 +14,36 @@ from typing import IO
 
 __all__ = ["Environment"]
 
-PIPED_WIDTH = 240  # piped output: wide enough that table rows never wrap
+# Piped output: tables at their natural width (one line per row, for grep/awk), never folded.
+PIPED_WIDTH = 10_000
+
+
+class _RstripLines:
+    """A text stream that drops trailing spaces from every line: rich pads table cells and
+    centred captions to the table's width, which is noise in a file or a pipe."""
+
+    def __init__(self, stream: IO):
+        self._stream = stream
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        if lines:
+            self._stream.write("".join(line.rstrip(" ") + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._stream.write(self._partial)
+            self._partial = ""
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._stream, "encoding", None) or "utf-8"
 
 
 def _isatty(stream: IO) -> bool:
@@ -64,8 +93,11 @@ class Environment:
         """Console for results: rich on a terminal, plain text when piped or NO_COLOR is set."""
         from rich.console import Console
 
-        width = None if self.stdout_isatty else PIPED_WIDTH
-        return Console(file=self.stdout, no_color=self.no_color or None, width=width, highlight=False)
+        if self.stdout_isatty:
+            return Console(file=self.stdout, no_color=self.no_color or None, highlight=False)
+        return Console(
+            file=_RstripLines(self.stdout), no_color=self.no_color or None, width=PIPED_WIDTH, highlight=False
+        )
 
     def stderr_console(self):
         """Console for progress and error lines, so stdout stays clean for --format json."""

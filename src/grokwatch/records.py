@@ -74,12 +74,16 @@ class LayerRecord:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-# The column order used by csv and by the long tables; json carries every field.
+# The column order of csv: every field json has but `extra` (free-form, not tabular).
 COLUMNS = [
     "checkpoint",
     "step",
     "layer",
     "shape",
+    "N",
+    "M",
+    "num_evals",
+    "fit",
     "alpha",
     "xmin",
     "D",

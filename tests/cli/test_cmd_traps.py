@@ -142,3 +142,14 @@ def test_scan_traps_adds_counts_and_feeds_the_phase(run):
     assert trapped["phase"] == "anti-grokking" and "fc2.weight" in trapped["phase_reason"]
     plain = json.loads(runner.invoke(app, args).stdout)
     assert all(d["n_traps"] is None for d in plain)
+
+
+def test_plot_without_traps_points_to_all(tmp_path):
+    from helpers import make_clean_run
+
+    run = make_clean_run(tmp_path / "clean")
+    r = invoke(run, "--plot", tmp_path / "figs", "--no-cache")
+    assert r.exit_code == 0, r.output
+    assert "wrote 0 figures" in r.stderr and "--all draws every layer" in r.stderr
+    r = invoke(run, "--plot", tmp_path / "figs", "--all", "--no-cache")
+    assert "--all draws" not in r.stderr and len(list((tmp_path / "figs").glob("*.png"))) > 0

@@ -49,13 +49,10 @@ def test_plateau_fall_collapse():
     ]
     assert labels(cks) == [PRE, PRE, PRE, GROK, GROK, GROK, ANTI, ANTI]
     reasons = [r for _, r in label_run(cks, RULES)]
-    assert reasons[0].startswith("first checkpoint, no history yet (threshold rule)")
-    assert "fc1.weight stable rank 90.0 -> 72.0 (0.097 decades >= 0.08)" in reasons[3]
-    assert "largest stable-rank contraction 0.025 decades (fc1.weight) < 0.08" in reasons[2]
-    assert (
-        "fc1.weight median alpha 2.80 < 3 of the last 3 fits, norm +0.150 decades >= 0.1 over the last 3 checkpoints"
-        in reasons[6]
-    )
+    assert reasons[0].startswith("first checkpoint (threshold rule)")
+    assert "fc1.weight stable rank 90.0 -> 72.0 (0.097 >= 0.08)" in reasons[3]
+    assert "stable rank fall 0.025 < 0.08 (fc1.weight)" in reasons[2]
+    assert "fc1.weight median alpha 2.80 < 3, norm +0.150 in 3 ckpts" in reasons[6]
 
 
 def test_an_outlying_fit_does_not_flip_the_label():
@@ -118,9 +115,9 @@ def test_memorizing_is_not_grokking():
     ]
     got = label_run(cks, rules)
     assert [p for p, _ in got] == [PRE, PRE, PRE, PRE, GROK]
-    assert "largest norm fall 0.000 decades (fc1.weight) < 0.2" in got[1][1]
-    assert "largest norm fall 0.150 decades (fc3.weight) < 0.2" in got[3][1]
-    assert "fc3.weight norm 0.250 decades below its peak" in got[4][1]
+    assert "norm fall 0.000 < 0.2 (fc1.weight)" in got[1][1]
+    assert "norm fall 0.150 < 0.2 (fc3.weight)" in got[3][1]
+    assert "fc3.weight norm 0.250 below its peak" in got[4][1]
 
 
 def test_traps_small_layers_and_single_checkpoints():
@@ -133,7 +130,7 @@ def test_traps_small_layers_and_single_checkpoints():
     assert [p for p, _ in label_run(small, RULES)][1] == "unknown"
     # one checkpoint: the threshold rule, said so
     ((phase, reason),) = label_run([ck(1, 50.0, 4.0)], RULES)
-    assert phase == GROK and reason.startswith("first checkpoint, no history yet")
+    assert phase == GROK and reason.startswith("first checkpoint (threshold rule)")
 
 
 @pytest.mark.parametrize("rule", list(Rule))
@@ -184,4 +181,4 @@ def test_a_layer_whose_norm_fell_and_grows_back_means_anti_grokking():
     srs = [90.0, 70.0, 60.0, 50.0, 45.0, 40.0, 35.0, 33.0]
     got = label_run([two(10**i, sr, n) for i, (sr, n) in enumerate(zip(srs, norms))], rules)
     assert [p for p, _ in got] == [PRE, GROK, GROK, GROK, GROK, GROK, ANTI, GROK]
-    assert "fc3.weight norm back up 0.300 decades >= 0.25 from its low (after falling 2.000)" in got[6][1]
+    assert "fc3.weight norm up 0.300 >= 0.25 from its low (fell 2.000)" in got[6][1]

@@ -116,12 +116,25 @@ def test_a_wrong_fit_would_fail():
     assert abs(1.1 * f.alpha - 2.5) > 3 * f.sigma + 0.05
 
 
-def test_powerlaw_option_matches_package():
+@pytest.mark.parametrize("alpha", [2.5, 4.0, 6.0])
+def test_powerlaw_option_recovers_pareto_exponent(alpha):
+    """`--fit powerlaw` against known exponents, not against the package: powerlaw 2.x caps the
+    exponent at 3 by default (DEFAULT_PARAMETER_RANGES), which would fit 4 and 6 as 2.9999."""
+    rng = np.random.default_rng(int(alpha * 100))
+    x = rng.pareto(alpha - 1, size=3000) + 1.0  # numpy's Pareto(a) has density ~ x^-(a+1) on [1, inf)
+    f = fit_tail(x, "powerlaw")
+    sigma = (alpha - 1) / np.sqrt(f.n_tail)
+    assert f.n_tail >= 300
+    assert abs(f.alpha - alpha) < 3 * sigma, (f.alpha, f.n_tail)
+
+
+def test_powerlaw_option_matches_package_with_open_range():
+    """Same numbers as the package itself once its exponent range is opened."""
     powerlaw = pytest.importorskip("powerlaw")
     rng = np.random.default_rng(3)
     ev = esd(rng.standard_t(2.0, size=(300, 100)))
     x = np.sort(ev[ev > 1e-5])
-    ref = powerlaw.Fit(x, verbose=False)
+    ref = powerlaw.Fit(x, verbose=False, parameter_ranges={"alpha": [1, None]})
     f = fit_tail(ev, "powerlaw")
     assert f.alpha == pytest.approx(ref.power_law.alpha, rel=1e-9)
     assert f.xmin == pytest.approx(ref.power_law.xmin, rel=1e-12)

@@ -10,6 +10,7 @@ stores as `args` (a plain attribute bag; its unpickling runs no code).
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +45,10 @@ def _load(path: str):
 
     import torch
 
-    with torch.serialization.safe_globals(_safe_globals()):
+    # torch warns about pickle protocols it does not expect; the user cannot act on that, and an
+    # unloadable file gets its own one-line error from the caller.
+    with torch.serialization.safe_globals(_safe_globals()), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
         try:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except RuntimeError as e:  # legacy (non-zip) files cannot be memory-mapped

@@ -55,6 +55,54 @@ def warn_line(message: str) -> None:
     print(f"grokwatch: warning: {message}", file=sys.stderr, flush=True)
 
 
+def _probe_dir(folder: Path) -> str | None:
+    """Why a file cannot be created in `folder` (None: it can). A real create, not os.access,
+    which says yes to root even on a read-only filesystem."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Exit 2 before any work when `option PATH` cannot be written, naming the path given.
+
+    A report or figure that fails after a long scan wastes the scan; a message that
+    names a hidden temp file sends the user looking for the wrong file.
+    """
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        problem = "is a directory"
+    elif not folder.is_dir():
+        problem = f"no such directory: {folder}"
+    else:
+        problem = _probe_dir(folder)
+        problem = f"cannot write in {folder}: {problem}" if problem else None
+    if problem:
+        error_line(f"{option} {path}: {problem}")
+        raise typer.Exit(ExitCode.USAGE)
+
+
+def check_output_dir(path: Path, option: str) -> None:
+    """Exit 2 before any work when folder `path` cannot be created or written into."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        problem = "is a file" if existing == path else f"{existing} is a file"
+    else:
+        problem = _probe_dir(existing)
+        if problem and existing != path:
+            problem = f"cannot create it in {existing}: {problem}"
+    if problem:
+        error_line(f"{option} {path}: {problem}")
+        raise typer.Exit(ExitCode.USAGE)
+
+
 def no_checkpoints(message: str) -> None:
     error_line(message)
     raise typer.Exit(ExitCode.NO_CHECKPOINTS)
@@ -134,9 +182,9 @@ def emit(result, fmt: OutputFormat, title: str, show_traps: bool = False, per_la
         if not result.records:
             return
         if per_layer:
-            con.print(output.layer_table(result.records, title=title))
+            con.print(output.layer_table(result.records, title=title, width=con.width))
         else:
-            con.print(output.rich_table(result.records, title=title, show_traps=show_traps))
+            con.print(output.rich_table(result.records, title=title, show_traps=show_traps, width=con.width))
 
 
 def finish(result) -> None:

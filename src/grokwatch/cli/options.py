@@ -41,8 +41,8 @@ WorkersOpt = Annotated[
         "-j",
         min=1,
         envvar="GROKWATCH_WORKERS",
-        help="Worker processes [default: all cores].",
-        show_default=False,
+        help="Worker processes.",
+        show_default="all cores",
     ),
 ]
 CacheOpt = Annotated[
@@ -59,7 +59,7 @@ CachePathOpt = Annotated[
         "--cache-path",
         envvar="GROKWATCH_CACHE_PATH",
         help="SQLite cache file to use instead of the default.",
-        show_default=False,
+        show_default="DIR/.grokwatch-cache.sqlite",
     ),
 ]
 LayersOpt = Annotated[
@@ -68,12 +68,12 @@ LayersOpt = Annotated[
         "--layers",
         "-l",
         help="Only layers matching this glob (repeatable), e.g. 'fc*.weight'.",
-        show_default=False,
+        show_default="every 2-D or conv layer",
     ),
 ]
 ExcludeOpt = Annotated[
     list[str] | None,
-    typer.Option("--exclude", "-x", help="Skip layers matching this glob (repeatable).", show_default=False),
+    typer.Option("--exclude", "-x", help="Skip layers matching this glob (repeatable).", show_default="none"),
 ]
 SeedOpt = Annotated[
     int, typer.Option("--seed", envvar="GROKWATCH_SEED", help="Seed of the element shuffles (traps).")
@@ -83,8 +83,8 @@ ReplicasOpt = Annotated[
     typer.Option(
         "--replicas",
         min=1,
-        help="Shuffles per layer for traps [default: 5 when the layer has < 100 eigenvalues, else 1].",
-        show_default=False,
+        help="Shuffles per layer for traps.",
+        show_default="5 when the layer has < 100 eigenvalues, else 1",
     ),
 ]
 AlphaLowOpt = Annotated[

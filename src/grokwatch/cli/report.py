@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from grokwatch.cli.common import environment, error_line, run_scan, warn_line
+from grokwatch.cli.common import check_output_file, environment, error_line, run_scan, warn_line
 from grokwatch.cli.options import (
     DEFAULT_RULES,
     DEFAULT_SETTINGS,
@@ -158,6 +158,10 @@ def report(
         anti_alpha=anti_alpha,
         anti_growth=anti_growth,
     )
+    if html is not None:
+        check_output_file(html, "--html")
+    if markdown is not None and str(markdown) != "-":
+        check_output_file(markdown, "--markdown")
     result = run_scan(directory, settings, workers, cache, cache_path, rules)
     rep = build_report(result, rules, acc_drop=acc_drop)
     env = environment()
@@ -169,23 +173,30 @@ def report(
         for line in annotations(rep):
             print(line, flush=True)
 
-    try:
-        if html is not None:
-            from grokwatch.report.html import build_html
+    def write(path: Path, text: str) -> None:
+        try:
+            write_atomic(path, text)
+        except OSError as e:  # checked before the scan; this is a disk filling up, a race
+            error_line(f"cannot write {path}: {e.strerror or e}")
+            raise typer.Exit(ExitCode.USAGE) from None
 
-            write_atomic(html, build_html(rep, result))
-        md = to_markdown(rep) if (markdown is not None or env.step_summary) else None
-        if md_stdout:
-            sys.stdout.write(md)
-        elif markdown is not None:
-            write_atomic(markdown, md)
-        summary = env.step_summary
-        if summary:
+    if html is not None:
+        from grokwatch.report.html import build_html
+
+        write(html, build_html(rep, result))
+    md = to_markdown(rep) if (markdown is not None or env.step_summary) else None
+    if md_stdout:
+        sys.stdout.write(md)
+    elif markdown is not None:
+        write(markdown, md)
+    summary = env.step_summary
+    if summary:
+        try:
             with open(summary, "a", encoding="utf-8") as f:
                 f.write(md + "\n")
-    except OSError as e:
-        error_line(f"cannot write {e.filename or ''}: {e.strerror or e}")
-        raise typer.Exit(ExitCode.USAGE) from None
+        except OSError as e:
+            error_line(f"cannot append to GITHUB_STEP_SUMMARY {summary}: {e.strerror or e}")
+            raise typer.Exit(ExitCode.USAGE) from None
     sys.stdout.flush()
 
     if result.errors:

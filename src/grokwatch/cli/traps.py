@@ -16,7 +16,14 @@ from typing import Annotated
 
 import typer
 
-from grokwatch.cli.common import error_line, finish, run_scan, stderr_console, stdout_console
+from grokwatch.cli.common import (
+    check_output_dir,
+    error_line,
+    finish,
+    run_scan,
+    stderr_console,
+    stdout_console,
+)
 from grokwatch.cli.options import (
     DEFAULT_RULES,
     DEFAULT_SETTINGS,
@@ -86,6 +93,8 @@ def traps(
     settings = Settings(
         traps=True, seed=seed, replicas=replicas, layers=tuple(layers or ()), exclude=tuple(exclude or ())
     )
+    if plot is not None:
+        check_output_dir(plot, "--plot")
     result = run_scan(directory, settings, workers, cache, cache_path, PhaseRules(trap_min=trap_min))
     if fmt == OutputFormat.json:
         sys.stdout.write(to_json(result.records) + "\n")
@@ -94,12 +103,16 @@ def traps(
     elif fmt == OutputFormat.markdown:
         sys.stdout.write(traps_markdown(result.records))
     elif result.records:
-        stdout_console().print(traps_table(result.records, f"grokwatch traps {directory} (seed={seed})"))
+        con = stdout_console()
+        con.print(traps_table(result.records, f"grokwatch traps {directory} (seed={seed})", width=con.width))
     if plot is not None and result.records:
         written, problems = write_layer_figures(result, plot, all_layers, plot_format.value)
         for line in problems:
             error_line(line)
-        stderr_console().print(f"wrote {written} figure{'s' if written != 1 else ''} to {plot}")
+        hint = " (no layer has a trap; --all draws every layer)" if written == 0 and not all_layers else ""
+        stderr_console().print(
+            f"wrote {written} figure{'s' if written != 1 else ''} to {plot}{hint}", highlight=False
+        )
         if problems:
             result.errors.extend(problems)
     finish(result)

@@ -119,6 +119,7 @@ class TrendLabeller:
         self.layers: dict[str, _Layer] = {}
         self.seen = 0
         self.onset: str | None = None  # the evidence of the grokking onset, once reached
+        self.onset_step: int | None = None
 
     def update(self, records: list[LayerRecord]) -> tuple[str, str]:
         rules = self.rules
@@ -129,14 +130,19 @@ class TrendLabeller:
         self.seen += 1
         if self.seen == 1:
             phase, reason = label_checkpoint(records, rules)
-            return phase, f"first checkpoint, no history yet (threshold rule): {reason}"
+            return phase, f"first checkpoint (threshold rule): {reason}"
         if not voters:
             return UNKNOWN, f"no layer with >= {rules.min_evals} eigenvalues"
+        just_started = False
         if self.onset is None:
             pre = self._before_onset(voters, measured)
             if pre is not None:
                 return PRE, pre
-        return self._after_onset(voters, measured)
+            self.onset_step, just_started = records[0].step, True
+        phase, reason = self._after_onset(voters, measured)
+        if phase == GROK:
+            reason = f"onset: {self.onset}" if just_started else reason
+        return phase, reason
 
     def _before_onset(self, voters: list[LayerRecord], measured: list[LayerRecord]) -> str | None:
         """None once grokking has started (and `self.onset` holds why), else the pre-grokking evidence."""
@@ -155,14 +161,13 @@ class TrendLabeller:
         s_text = "-" if s is None else f"{s:.3f}"
         if not (c_ok and s_ok):
             return (
-                f"largest stable-rank contraction {c_text} decades ({cr.layer}) "
-                f"{'>=' if c_ok else '<'} {rules.onset_contraction:g}; largest norm fall {s_text} decades "
-                f"({sr.layer}) {'>=' if s_ok else '<'} {rules.onset_shrink:g}"
+                f"stable rank fall {c_text} {'>=' if c_ok else '<'} {rules.onset_contraction:g} ({cr.layer}); "
+                f"norm fall {s_text} {'>=' if s_ok else '<'} {rules.onset_shrink:g} ({sr.layer})"
             )
         st = self.layers[cr.layer]
         self.onset = (
-            f"{cr.layer} stable rank {st.ref_sr:.1f} -> {cr.stable_rank:.1f} ({c_text} decades >= "
-            f"{rules.onset_contraction:g}), {sr.layer} norm {s_text} decades below its peak"
+            f"{cr.layer} stable rank {st.ref_sr:.1f} -> {cr.stable_rank:.1f} ({c_text} >= "
+            f"{rules.onset_contraction:g}); {sr.layer} norm {s_text} below its peak"
         )
         return None
 
@@ -174,21 +179,20 @@ class TrendLabeller:
             b = st.rebound(rules.onset_shrink)
             if b is not None and b >= rules.anti_rebound:
                 why.append(
-                    f"{r.layer} norm back up {b:.3f} decades >= {rules.anti_rebound:g} from its low "
-                    f"(after falling {st.max_log_norm - st.min_since_max:.3f})"
+                    f"{r.layer} norm up {b:.3f} >= {rules.anti_rebound:g} from its low "
+                    f"(fell {st.max_log_norm - st.min_since_max:.3f})"
                 )
         for r in voters:
             st = self.layers[r.layer]
             a, g = st.smoothed_alpha(), st.growth()
             if g is None or g < rules.anti_growth:
                 continue  # a layer whose norm is not growing: over-correlated or not, no alarm (weight decay)
-            growing = f"norm +{g:.3f} decades >= {rules.anti_growth:g} over the last {len(st.log_norms) - 1} checkpoints"
+            growing = f"norm +{g:.3f} in {len(st.log_norms) - 1} ckpts"
             if a is not None and a < rules.anti_alpha:
-                why.append(
-                    f"{r.layer} median alpha {a:.2f} < {rules.anti_alpha:g} of the last {len(st.alphas)} fits, {growing}"
-                )
+                why.append(f"{r.layer} median alpha {a:.2f} < {rules.anti_alpha:g}, {growing}")
             if r.n_traps is not None and r.n_traps >= rules.trap_min:
-                why.append(f"{r.layer} {r.n_traps} traps >= {rules.trap_min}, {growing}")
+                why.append(f"{r.layer} {r.n_traps} traps, {growing}")
         if why:
             return ANTI, "; ".join(why)
-        return GROK, f"since the onset ({self.onset}); no layer over-correlated and growing, no norm rebound"
+        since = "" if self.onset_step is None else f" since step {self.onset_step:,}"
+        return GROK, f"grokking{since}; no over-correlated layer with a growing norm"

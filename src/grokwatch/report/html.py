@@ -41,18 +41,20 @@ CSS = """
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:var(--fg);
 background:#fff}
-main{max-width:1180px;margin:0 auto;padding:18px 22px 60px}
+main{max-width:1240px;margin:0 auto;padding:18px 22px 60px}
 h1{font-size:1.55em;margin:.2em 0 .1em}h2{font-size:1.25em;margin:1.6em 0 .5em;padding-bottom:.2em;
 border-bottom:1px solid var(--line)}h3{font-size:1.05em;margin:1.2em 0 .4em}
 nav{font-size:.9em;color:var(--muted);margin:.3em 0 1em}nav a{color:#2a5d9f;margin-right:.9em;text-decoration:none}
 .sub{color:var(--muted);margin:0}
 table{border-collapse:collapse;font-size:.86em;margin:.3em 0}
-th,td{border-bottom:1px solid var(--line);padding:3px 9px;text-align:left;vertical-align:top}
+th,td{border-bottom:1px solid var(--line);padding:3px 6px;text-align:left;vertical-align:top}
 th{background:#f4f6f8;position:sticky;top:0}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 table.facts th{background:none;position:static;white-space:nowrap;width:12em}
 .scroll{overflow:auto;max-height:80vh;border:1px solid var(--line)}
 .scroll table{margin:0;width:100%}
+td.ev{min-width:22em}
+table.layers{font-size:.8em}
 .ph{display:inline-block;padding:0 .5em;border-radius:.7em;font-size:.92em;white-space:nowrap}
 .ph-pre{background:#fbe9b7}.ph-grok{background:#cfe8c9}.ph-anti{background:#f6c3c4;font-weight:600}
 .ph-unknown{background:#e6e2df}
@@ -162,8 +164,15 @@ def _summary(rep) -> str:
     return "\n".join(out)
 
 
+def _short_layer_names(layers: list[str]) -> list[str]:
+    """`fc1` for `fc1.weight` when every layer ends in `.weight`: narrower columns, nothing lost."""
+    if layers and all(n.endswith(".weight") and len(n) > 7 for n in layers):
+        return [n[: -len(".weight")] for n in layers]
+    return list(layers)
+
+
 def _checkpoint_table(rep) -> str:
-    header = ["step", "checkpoint", *[f"α {n}" for n in rep.layers]]
+    header = ["step", "checkpoint", *[f"α {n}" for n in _short_layer_names(rep.layers)]]
     if rep.traps_computed:
         header.append("traps")
     if rep.has_accuracy:
@@ -188,7 +197,7 @@ def _checkpoint_table(rep) -> str:
         cells.append(f"<td>{_phase(c.phase)}</td>")
         if rep.has_accuracy:
             cells.append(f"<td>{_phase(c.acc_phase)}</td>")
-        cells.append(f"<td>{escape(c.reason)}</td>")
+        cells.append(f'<td class="ev">{escape(c.reason)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return (
         '<p class="note">? = weak fit (n_tail &lt; 10, not used by the phase rule); red: α below '
@@ -197,16 +206,17 @@ def _checkpoint_table(rep) -> str:
     )
 
 
+# The per-layer table: one row per (checkpoint, layer), narrow enough for a 1280 px window.
+# The checkpoint file is the step cell's tooltip (the step names it), a weak fit is the `?`
+# after α, the shape is N×M as in every other table, errors get a column only when there are any.
 LAYER_COLS = [
     ("step", "step"),
-    ("checkpoint", "checkpoint"),
     ("layer", "layer"),
-    ("shape", "shape"),
+    ("N×M", "shape"),
     ("α", "alpha"),
     ("x_min", "xmin"),
     ("D", "D"),
     ("n_tail", "n_tail"),
-    ("weak", "weak_fit"),
     ("λ_max", "lambda_max"),
     ("α weighted", "alpha_weighted"),
     ("stable rank", "stable_rank"),
@@ -221,23 +231,37 @@ LAYER_COLS = [
 
 
 def _layer_table(rep) -> str:
-    text = {"checkpoint", "layer", "shape", "phase", "error"}
-    numeric = {i for i, (_, f) in enumerate(LAYER_COLS) if f not in text}
+    text = {"layer", "shape", "phase", "error"}
+    cols = [(h, f) for h, f in LAYER_COLS if f != "error" or any(r.error for r in rep.records)]
+    numeric = {i for i, (_, f) in enumerate(cols) if f not in text}
     rows = []
     for r in rep.records:
         cells = []
-        for _, f in LAYER_COLS:
+        for _, f in cols:
             v = getattr(r, f)
-            if f == "phase":
+            if f == "step":
+                cells.append(
+                    f'<td class="n" title="{escape(r.checkpoint)}">{"" if v is None else f"{v:,}"}</td>'
+                )
+            elif f == "alpha":
+                mark = "?" if r.weak_fit and v is not None else ""
+                cells.append(f'<td class="n{" weak" if mark else ""}">{_num(v)}{mark}</td>')
+            elif f == "phase":
                 cells.append(f"<td>{_phase(v)}</td>")
             elif f == "shape":
-                cells.append(f"<td>{'×'.join(map(str, v))}</td>")
+                cells.append(
+                    f'<td class="n">{r.N}×{r.M}</td>' if r.N else f"<td>{'×'.join(map(str, v))}</td>"
+                )
             elif f in text:
                 cells.append(f"<td>{escape(str(v)) if v is not None else ''}</td>")
             else:
                 cells.append(f'<td class="n">{_num(v)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<div class="scroll">{_table([h for h, _ in LAYER_COLS], rows, numeric)}</div>'
+    note = (
+        '<p class="note">Hover a step for its checkpoint file. ? = weak fit (n_tail &lt; 10). '
+        "Every field of every row is also in <code>grokwatch scan --traps --format csv</code>.</p>"
+    )
+    return f'{note}<div class="scroll">{_table([h for h, _ in cols], rows, numeric, cls="layers")}</div>'
 
 
 def _versions() -> list[tuple[str, str]]:

@@ -80,6 +80,13 @@ def _esd_panel(ax, evals: np.ndarray, alpha: float | None, xmin: float | None) -
         y = frac * (alpha - 1.0) / xmin * (x / xmin) ** (-alpha)
         ax.plot(x, y, color="#c44e52", lw=2, label=f"power law, α = {alpha:.2f}")
         ax.axvline(xmin, color="#c44e52", ls=":", lw=1, label=f"x_min = {xmin:.3g}")
+    # Same for y: minor labels like "4x10^-2" are wide enough to push the axis label off the
+    # figure (fixed margins), so short 1-2-5 labels when the histogram spans little range.
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ylo, yhi = ax.get_ylim()
+    if ylo > 0 and yhi / ylo < 30:
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
     ax.set_xlabel("eigenvalue λ of WᵀW (log)")
     ax.set_ylabel("density (log)")
     ax.set_title("ESD and power-law fit")
@@ -158,7 +165,7 @@ def _figure(evals, traps: TrapResult, alpha, xmin, title: str):
     fig = Figure(figsize=(11, 4.2), dpi=100)
     FigureCanvasAgg(fig)
     # Fixed margins instead of constrained layout: ~3x faster per figure, same look.
-    fig.subplots_adjust(left=0.065, right=0.985, bottom=0.13, top=0.83 if title else 0.9, wspace=0.2)
+    fig.subplots_adjust(left=0.075, right=0.985, bottom=0.13, top=0.83 if title else 0.9, wspace=0.2)
     ax1, ax2 = fig.subplots(1, 2)
     _esd_panel(ax1, evals, alpha, xmin)
     _shuffled_panel(ax2, traps)

@@ -32,7 +32,7 @@ def render_terminal(rep: Report, console) -> None:
     t = Table(title="phase timeline", box=box.SIMPLE_HEAD, title_justify="left")
     t.add_column("steps", justify="right", no_wrap=True)
     t.add_column("phase", no_wrap=True)
-    t.add_column("ckpts", justify="right")
+    t.add_column("ckpts", justify="right", no_wrap=True)
     if rep.has_accuracy:
         t.add_column("test acc", justify="right", no_wrap=True)
     t.add_column("evidence (first checkpoint of the range)")

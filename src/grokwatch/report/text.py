@@ -111,65 +111,106 @@ def to_markdown(records: list[LayerRecord], show_traps: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rich_table(records: list[LayerRecord], title: str | None = None, show_traps: bool = False):
-    from rich import box
-    from rich.table import Table
+def _alpha_style(a: float | None) -> str:
+    return "red" if a is not None and a < 2 else ("yellow" if a is not None and a > 6 else "")
+
+
+def _short_layer_headers(layers: list[str]) -> list[str]:
+    """`fc1` for `fc1.weight` when every layer ends in `.weight`: narrower columns, nothing lost."""
+    if layers and all(n.endswith(".weight") and len(n) > 7 for n in layers):
+        return [n[: -len(".weight")] for n in layers]
+    return layers
+
+
+def rich_table(
+    records: list[LayerRecord], title: str | None = None, show_traps: bool = False, width: int | None = None
+):
+    """The per-checkpoint table for a terminal `width` cells wide (None: natural width).
+
+    Step, every alpha and the phase are never truncated: the checkpoint column is
+    dropped first, then the alpha columns fold into several tables (see fit_width).
+    """
+    from rich.console import Group
+
+    from grokwatch.report.fit_width import Col, fitted_tables
 
     header, rows = summary_rows(records, show_traps)
-    t = Table(
-        title=title,
-        box=box.SIMPLE_HEAD,
-        caption="? = weak fit (n_tail < 10); alpha < 2 over-correlated, "
-        "2-6 well trained, > 6 random-like" + ("; /Nt = correlation traps" if show_traps else ""),
-    )
+    layers = layer_names(records)
+    short = dict(zip(layers, _short_layer_headers(layers)))
+    all_steps = all(row[0] for row in rows)
+    cols = []
     for h in header:
-        t.add_column(
-            h, justify="right" if h.startswith(("α", "step", "train", "test")) else "left", no_wrap=True
-        )
+        if h == "step":
+            cols.append(Col("step", key=True))
+        elif h == "checkpoint":
+            cols.append(Col("checkpoint", "left", key=not all_steps, drop=all_steps))
+        elif h.startswith("α "):
+            cols.append(Col("α " + short[h[2:]]))
+        elif h == "phase":
+            cols.append(Col("phase", "left", key=True))
+        else:
+            cols.append(Col(h))
+    styled_rows = []
     for row in rows:
-        styled = []
+        cells: list = []
         for h, c in zip(header, row):
+            style = ""
             if h.startswith("α") and c not in ("", "-", "err"):
                 try:
-                    a = float(c.split()[0].rstrip("?"))
+                    style = _alpha_style(float(c.split()[0].rstrip("?")))
                 except ValueError:
-                    a = None
-                style = "red" if a is not None and a < 2 else ("yellow" if a is not None and a > 6 else "")
+                    style = ""
                 if show_traps and "/" in c and not c.endswith("/0t"):
                     style = "bold red"
-                styled.append(f"[{style}]{c}[/]" if style else c)
             elif h == "phase":
-                st = PHASE_STYLE.get(c)
-                styled.append(f"[{st}]{c}[/]" if st else c)
-            else:
-                styled.append(c)
-        t.add_row(*styled)
-    return t
+                style = PHASE_STYLE.get(c, "")
+            cells.append((c, style))
+        styled_rows.append(cells)
+    caption = "? = weak fit (n_tail < 10); alpha < 2 over-correlated, 2-6 well trained, > 6 random-like" + (
+        "; /Nt = correlation traps" if show_traps else ""
+    )
+    return Group(*fitted_tables(cols, styled_rows, width, title, caption))
 
 
-def layer_table(records: list[LayerRecord], title: str | None = None):
-    """One row per (checkpoint, layer) with the fit's evidence: the long view of `scan --per-layer`."""
-    from rich import box
-    from rich.table import Table
+def _shape(r: LayerRecord) -> str:
+    """`N×M` (larger side first) in every table, as the traps and the HTML report show it."""
+    return f"{r.N}×{r.M}" if r.N else "×".join(map(str, r.shape))
+
+
+def layer_table(records: list[LayerRecord], title: str | None = None, width: int | None = None):
+    """One row per (checkpoint, layer) with the fit's evidence: the long view of `scan --per-layer`.
+
+    Wider than a terminal: step, layer and phase repeat in every fold.
+    """
+    from rich.console import Group
+
+    from grokwatch.report.fit_width import Col, fitted_tables
 
     show_traps = any(r.n_traps is not None for r in records)
-    t = Table(title=title, box=box.SIMPLE_HEAD)
-    cols = ["step", "layer", "shape", "α", "σ", "xmin", "D", "n_tail", "λ_max", "stable rank", "entropy"]
+    cols = [
+        Col("step", key=True),
+        Col("layer", "left", key=True, wrap=True),
+        Col("N×M"),
+        Col("α"),
+        Col("σ"),
+        Col("xmin"),
+        Col("D"),
+        Col("n_tail"),
+        Col("λ_max"),
+        Col("stable rank"),
+        Col("entropy"),
+    ]
     if show_traps:
-        cols += ["traps", "λ+ (TW)"]
-    cols += ["phase"]
-    for c in cols:
-        t.add_column(c, justify="left" if c in ("layer", "shape", "phase") else "right", no_wrap=True)
+        cols += [Col("traps"), Col("λ+ (TW)")]
+    cols += [Col("phase", "left", key=True, wrap=True)]
+    rows = []
     for r in records:
         a = "err" if r.alpha is None else f"{r.alpha:.3f}"
-        a_style = (
-            "red" if r.alpha is not None and r.alpha < 2 else ("yellow" if r.alpha and r.alpha > 6 else "")
-        )
-        row = [
+        row: list = [
             "" if r.step is None else str(r.step),
             r.layer,
-            "x".join(map(str, r.shape)),
-            f"[{a_style}]{a}[/]" if a_style else a,
+            _shape(r),
+            (a, _alpha_style(r.alpha)),
             _fmt(r.sigma, 3),
             _g(r.xmin),
             _fmt(r.D, 3),
@@ -180,12 +221,14 @@ def layer_table(records: list[LayerRecord], title: str | None = None):
         ]
         if show_traps:
             n = "-" if r.n_traps is None else str(r.n_traps)
-            row += [f"[bold red]{n}[/]" if r.n_traps else n, _fmt(r.threshold, 3)]
-        row.append(r.phase or "")
+            row += [(n, "bold red" if r.n_traps else ""), _fmt(r.threshold, 3)]
         if r.error and r.alpha is None:
-            row[-1] = f"[red]{r.error}[/]"
-        t.add_row(*row)
-    return t
+            row.append((r.error, "red"))
+        else:
+            row.append((r.phase or "", PHASE_STYLE.get(r.phase or "", "")))
+        rows.append(row)
+    caption = "? = weak fit (n_tail < 10)"
+    return Group(*fitted_tables(cols, rows, width, title, caption))
 
 
 def _g(v: float | None) -> str:
@@ -204,6 +247,7 @@ TRAP_COLUMNS = [
     "M",
     "alpha",
     "n_tail",
+    "weak_fit",
     "n_traps",
     "lambda_plus",
     "threshold",
@@ -236,30 +280,17 @@ def trap_rows(records) -> tuple[list[str], list[list[str]]]:
     ]
     rows = []
     for r in records:
+        step = "" if r.step is None else str(r.step)
         if r.error and r.n_traps is None:
-            rows.append(
-                [
-                    "" if r.step is None else str(r.step),
-                    r.checkpoint,
-                    r.layer,
-                    "",
-                    "",
-                    "err",
-                    "",
-                    "",
-                    "",
-                    "",
-                    r.error,
-                ]
-            )
+            rows.append([step, r.checkpoint, r.layer, "", "", "err", "", "", "", "", r.error])
             continue
         rows.append(
             [
-                "" if r.step is None else str(r.step),
+                step,
                 r.checkpoint,
                 r.layer,
-                f"{r.N}×{r.M}",
-                _trap_num(r.alpha, ".2f"),
+                _shape(r),
+                _trap_num(r.alpha, ".2f") + ("?" if r.weak_fit else ""),
                 _trap_num(r.n_traps, "d"),
                 _trap_num(r.lambda_plus),
                 _trap_num(r.threshold),
@@ -278,25 +309,36 @@ def traps_markdown(records) -> str:
     return "\n".join(lines) + "\n"
 
 
-def traps_table(records, title: str):
-    from rich import box
-    from rich.table import Table
+def traps_table(records, title: str, width: int | None = None):
+    """One row per (checkpoint, layer); folds like `rich_table` when the terminal is narrow."""
+    from rich.console import Group
+
+    from grokwatch.report.fit_width import Col, fitted_tables
 
     header, rows = trap_rows(records)
-    t = Table(
-        title=title,
-        box=box.SIMPLE_HEAD,
-        caption="traps = shuffled eigenvalues (mean 1) above threshold "
-        "= λ⁺ + Tracy–Widom margin; median over shuffles",
-    )
+    all_steps = all(row[0] for row in rows)
+    cols = []
     for h in header:
-        t.add_column(h, justify="left" if h in ("checkpoint", "layer", "phase") else "right", no_wrap=True)
+        if h == "step":
+            cols.append(Col(h, key=True))
+        elif h == "checkpoint":
+            cols.append(Col(h, "left", key=not all_steps, drop=all_steps))
+        elif h == "layer":
+            cols.append(Col(h, "left", key=True, wrap=True))
+        elif h == "phase":
+            cols.append(Col(h, "left", key=True, wrap=True))
+        else:
+            cols.append(Col(h))
+    styled, row_styles = [], []
     for row in rows:
         trapped = row[5] not in ("0", "-", "")
-        style = "bold red" if trapped else None
-        cells = list(row)
-        phase_style = PHASE_STYLE.get(cells[-1])
-        if phase_style and not trapped:
-            cells[-1] = f"[{phase_style}]{cells[-1]}[/]"
-        t.add_row(*cells, style=style)
-    return t
+        cells: list = list(row)
+        if not trapped:
+            cells[-1] = (row[-1], PHASE_STYLE.get(row[-1], ""))
+        styled.append(cells)
+        row_styles.append("bold red" if trapped else None)
+    caption = (
+        "traps = shuffled eigenvalues (mean 1) above threshold = λ⁺ + Tracy–Widom margin; "
+        "median over shuffles; ? = weak fit (n_tail < 10)"
+    )
+    return Group(*fitted_tables(cols, styled, width, title, caption, row_styles))

@@ -257,9 +257,25 @@ def peak_fit(evals: np.ndarray) -> PowerLawFit:
         return _fit_standard(x, cand, "peak")
 
 
+def _open_alpha_range(params) -> dict:
+    """The keyword that lifts powerlaw's default cap on alpha, in the installed version's spelling."""
+    for name in ("parameter_ranges", "parameter_range"):
+        if name in params:
+            return {name: {"alpha": [1, None]}}
+    return {}
+
+
 def powerlaw_fit(evals: np.ndarray) -> PowerLawFit:
-    """The `powerlaw` package's own fit (Clauset et al.), silenced; a cross-check."""
+    """The `powerlaw` package's own fit (Clauset et al.), silenced; a cross-check.
+
+    powerlaw 2.x bounds the exponent to `Power_Law.DEFAULT_PARAMETER_RANGES = {'alpha': [0, 3]}`,
+    so every layer with a thinner tail (alpha > 3: random-like layers) would come out as 2.9999
+    and be mislabelled. The range is opened to (1, inf): alpha > 1 is what makes the density
+    normalizable, and the continuous MLE is always above 1 anyway. powerlaw 1.x had no such
+    bound and calls the argument `parameter_range`; both spellings are handled.
+    """
     import contextlib
+    import inspect
     import io
     import warnings
 
@@ -271,7 +287,7 @@ def powerlaw_fit(evals: np.ndarray) -> PowerLawFit:
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        f = powerlaw.Fit(x, verbose=False)
+        f = powerlaw.Fit(x, verbose=False, **_open_alpha_range(inspect.signature(powerlaw.Fit).parameters))
         alpha, xmin, D = f.power_law.alpha, f.power_law.xmin, f.power_law.D
     if alpha is None or not np.isfinite(alpha):
         return FAILED

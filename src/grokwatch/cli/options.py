@@ -172,3 +172,13 @@ AntiGrowthOpt = Annotated[
         help="... and its Frobenius norm grew this many decades (log10) over the last 5 checkpoints.",
     ),
 ]
+
+# several runs: `grokwatch report RUN_A RUN_B`, `grokwatch scan A B` (one run behaves as before)
+DirsArg = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Checkpoint folders (searched recursively) or checkpoint files; several compare runs side by side. "
+        "Name a run with NAME=PATH (default: the folder's name).",
+        show_default=False,
+    ),
+]

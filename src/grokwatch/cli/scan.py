@@ -16,7 +16,7 @@ from grokwatch.cli.options import (
     AntiGrowthOpt,
     CacheOpt,
     CachePathOpt,
-    DirArg,
+    DirsArg,
     ExcludeOpt,
     FitOpt,
     FormatOpt,
@@ -36,7 +36,7 @@ __all__ = ["scan"]
 
 
 def scan(
-    directory: DirArg,
+    directories: DirsArg,
     fmt: FormatOpt = OutputFormat.table,
     fit: FitOpt = DEFAULT_SETTINGS.fit,
     traps: Annotated[
@@ -73,6 +73,11 @@ def scan(
     --format json/csv, one record per (checkpoint, layer). Exit codes: 0 ok,
     2 usage error, 3 some file unreadable or unsafe (the rest is still
     printed), 4 no checkpoints found.
+
+    Several folders (NAME=PATH to name one) are scanned one after the other:
+    a table per run, or json/csv records with a leading `run` field; a folder
+    without checkpoints prints one error line, the rest is still printed, and
+    the exit code is 4.
     """
     from grokwatch.settings import PhaseRules, Settings
 
@@ -95,6 +100,10 @@ def scan(
         anti_alpha=anti_alpha,
         anti_growth=anti_growth,
     )
+    if len(directories) > 1:
+        _scan_several(directories, settings, workers, cache, cache_path, rules, fmt, fit, traps, per_layer)
+        return
+    directory = directories[0]
     result = run_scan(directory, settings, workers, cache, cache_path, rules)
     emit(
         result,
@@ -104,3 +113,17 @@ def scan(
         per_layer=per_layer,
     )
     finish(result)
+
+
+def _scan_several(
+    directories, settings, workers, cache, cache_path, rules, fmt, fit, traps, per_layer
+) -> None:
+    from grokwatch.cli.runs import emit_runs, named_runs, scan_runs
+    from grokwatch.errors import ExitCode
+
+    results, missing = scan_runs(named_runs(directories), settings, workers, cache, cache_path, rules)
+    emit_runs(results, fmt, title=f"grokwatch scan (fit={fit.value})", show_traps=traps, per_layer=per_layer)
+    if missing:
+        raise typer.Exit(ExitCode.NO_CHECKPOINTS)
+    if any(res.errors for _, res in results):
+        raise typer.Exit(ExitCode.BAD_INPUT)

@@ -180,5 +180,6 @@ DirsArg = Annotated[
         help="Checkpoint folders (searched recursively) or checkpoint files; several compare runs side by side. "
         "Name a run with NAME=PATH (default: the folder's name).",
         show_default=False,
+        metavar="RUN",
     ),
 ]

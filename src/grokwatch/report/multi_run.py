@@ -319,6 +319,8 @@ def runs_accuracy_svg(runs: list[Run], fmt: str = "svg"):
         for k, run in enumerate(runs):
             color = COLORS[k % len(COLORS)]
             acc = [c for c in run.rep.checkpoints if c.step is not None and c.test_acc is not None]
+            if not acc:  # a run without accuracy metadata: no empty line, no legend entry
+                continue
             tr = [c for c in acc if c.train_acc is not None]
             (line,) = ax.plot(
                 [c.step for c in acc],
@@ -379,15 +381,20 @@ def runs_phase_svg(runs: list[Run], fmt: str = "svg"):
                 if not vs:
                     continue
                 cuts = _cuts(ax, [c.step for c in vs])
-                for i, c in enumerate(vs):
-                    p = c.phase if strip == "spectral" else c.acc_phase
+                phases = [c.phase if strip == "spectral" else c.acc_phase for c in vs]
+                i = 0
+                while i < len(vs):  # one rectangle per run of one phase (no hairline gaps)
+                    p, j = phases[i], i
+                    while j + 1 < len(vs) and phases[j + 1] == p:
+                        j += 1
                     ax.broken_barh(
-                        [(cuts[i], cuts[i + 1] - cuts[i])],
+                        [(cuts[i], cuts[j + 1] - cuts[i])],
                         (y0 + lo, h),
                         color=BAND.get(p, BAND[UNKNOWN]),
                         alpha=0.85,
                         lw=0,
                     )
+                    i = j + 1
             w = run.rep.warning
             if w is not None and w.step is not None:
                 ax.plot([w.step], [y0 + 0.96], "v", color="black", ms=5, clip_on=False)

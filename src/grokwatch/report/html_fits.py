@@ -71,8 +71,8 @@ def fits_html(rep, jumps: dict, boot: dict | None = None) -> str:
             f'<p class="note">No fit jumps: every n_tail within ×{JUMP_TAIL:g} and every x_min within '
             f"×{JUMP_XMIN:g} (x_min relative to λ_max) of the same layer's previous fit.</p>"
         )
-    spread = "bootstrap sd" if boot else "σ"
-    out.append(f"<h3>α ± {spread}, D and n_tail per checkpoint</h3>")
+    spread = "[bootstrap 16–84 %] and sd" if boot else "± σ"
+    out.append(f"<h3>α {spread}, D and n_tail per checkpoint</h3>")
     header = ["step", "mean α", *rep.layers]
     rows = []
     for c in rep.checkpoints:
@@ -88,11 +88,14 @@ def fits_html(rep, jumps: dict, boot: dict | None = None) -> str:
                 cells.append("<td></td>")
                 continue
             b = boot.get((c.rel, name))
-            sd = b.std if b is not None and b.std is not None else r.sigma
             flag = " ⚑" if (c.rel, name) in jumps else ""
             cls = ' class="n lo"' if flag else ' class="n"'
+            if b is not None and b.lo is not None:
+                spread = f" [{b.lo:.2f}–{b.hi:.2f}] sd {_f(b.std)}"
+            else:
+                spread = f" ± {_f(r.sigma)}"
             cells.append(
-                f"<td{cls}>{r.alpha:.2f} ± {_f(sd)}{flag}<br>"
+                f"<td{cls}>{r.alpha:.2f}{spread}{flag}<br>"
                 f'<span class="note">D {_f(r.D, ".3f")} · n {r.n_tail}</span></td>'
             )
         rows.append("<tr>" + "".join(cells) + "</tr>")

@@ -253,7 +253,7 @@ def _gid(*parts: str) -> str:
 def runs_alpha_svg(runs: list[Run], fmt: str = "svg"):
     """α against step, one panel per layer (first MAX_PANELS) and one for the layer mean; one colour per run."""
     from grokwatch.report.run_figures import COLORS, _xaxis
-    from grokwatch.report.uncertainty import layer_mean_alpha
+    from grokwatch.report.uncertainty import band, layer_mean_alpha
 
     layers = _layers(runs)[:MAX_PANELS]
     steps = _all_steps(runs)
@@ -273,23 +273,23 @@ def runs_alpha_svg(runs: list[Run], fmt: str = "svg"):
                     if layer is None:
                         m = layer_mean_alpha(c.records)
                         if m is not None:
-                            pts.append((c.step, m, 0.0))
+                            pts.append((c.step, m, m, m))
                         continue
                     for r in c.records:
                         if r.layer == layer and r.alpha is not None:
-                            b = (run.boot or {}).get((c.rel, layer))
-                            sd = b.std if b is not None and b.std is not None else (r.sigma or 0.0)
-                            pts.append((c.step, r.alpha, sd))
+                            lo, hi = band(r, (run.boot or {}).get((c.rel, layer)))
+                            pts.append((c.step, r.alpha, lo, hi))
                 if not pts:
                     continue
                 x = np.array([p[0] for p in pts], float)
                 y = np.array([p[1] for p in pts], float)
-                sd = np.array([p[2] for p in pts], float)
+                lo = np.array([p[2] for p in pts], float)
+                hi = np.array([p[3] for p in pts], float)
                 top = max(top, min(float(y.max()) * 1.08, 15.0))
                 (line,) = ax.plot(x, y, "-o", ms=2.5, lw=1.3, color=color, label=run.name)
                 line.set_gid(_gid("series", str(k), layer or "mean"))
                 if layer is not None:
-                    ax.fill_between(x, y - sd, y + sd, color=color, alpha=0.15, lw=0)
+                    ax.fill_between(x, lo, np.minimum(hi, 15.0), color=color, alpha=0.15, lw=0)
             ax.axhline(rules.alpha_low, color="#c0392b", ls="--", lw=0.9)
             ax.axhline(rules.alpha_high, color="#7f7f7f", ls="--", lw=0.9)
             ax.set_ylim(0, top)

@@ -140,9 +140,9 @@ def _band_legend(ax, phases: list[str], extra=()) -> None:
 
 
 def alpha_svg(rep, boot: dict | None = None, fmt: str = "svg"):
-    """α per layer against step; band = ± σ of the fit (± the bootstrap sd when `boot` has it);
+    """α per layer against step; band = ± σ of the fit (the bootstrap's 16-84 % range when `boot` has it);
     black dashed: the layer mean (WeightWatcher's summary α)."""
-    from grokwatch.report.uncertainty import layer_mean_alpha
+    from grokwatch.report.uncertainty import band, layer_mean_alpha
 
     views = [c for c in rep.checkpoints if c.step is not None]
     steps = [c.step for c in views]
@@ -172,16 +172,15 @@ def alpha_svg(rep, boot: dict | None = None, fmt: str = "svg"):
             wk = weak & (y <= top)
             ax.plot(x[wk], y[wk], "o", mfc="white", mec=color, ms=4)
             ax.plot(x[y > top], np.full((y > top).sum(), top), "^", color=color, ms=6, clip_on=False)
-            sd = []
+            lo, hi = [], []
             for c in views:
                 for r in c.records:
                     if r.layer == layer and r.alpha is not None:
-                        b = boot.get((c.rel, r.layer))
-                        sd.append(b.std if b is not None and b.std is not None else (r.sigma or 0.0))
-            sd = np.asarray(sd, float)
-            ax.fill_between(
-                x, np.minimum(y - sd, top), np.minimum(y + sd, top), color=color, alpha=0.15, lw=0
-            )
+                        a, b = band(r, boot.get((c.rel, r.layer)))
+                        lo.append(a)
+                        hi.append(b)
+            lo, hi = np.minimum(np.asarray(lo, float), top), np.minimum(np.asarray(hi, float), top)
+            ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
         means = [(c.step, layer_mean_alpha(c.records)) for c in views]
         means = [(s, m) for s, m in means if m is not None]
         if len(rep.layers) > 1 and means:
@@ -199,8 +198,8 @@ def alpha_svg(rep, boot: dict | None = None, fmt: str = "svg"):
         )
         ax.set_ylim(0, top)
         ax.set_ylabel("power-law α")
-        spread = "bootstrap sd" if boot else "σ"
-        ax.set_title(f"α per layer ± {spread} (bands: spectral phase; hollow: weak fit; ▲: above the axis)")
+        spread = "bootstrap 16–84 %" if boot else "± σ"
+        ax.set_title(f"α per layer, {spread} (bands: spectral phase; hollow: weak fit; ▲: above the axis)")
         _band_legend(ax, [c.phase for c in views])
 
     return plot("alpha", draw, fmt=fmt)

@@ -38,6 +38,7 @@ __all__ = [
     "JUMP_TAIL",
     "JUMP_XMIN",
     "Bootstrap",
+    "band",
     "bootstrap_fit",
     "bootstrap_report",
     "jump_flags",
@@ -113,6 +114,15 @@ def jump_flags(rep, tail: float = JUMP_TAIL, xmin: float = JUMP_XMIN) -> dict[tu
                 out[(c.rel, r.layer)] = why
             last[r.layer] = r
     return out
+
+
+def band(rec, boot: Bootstrap | None = None) -> tuple[float, float]:
+    """The uncertainty band drawn around a fit's alpha: the bootstrap's 16th-84th percentiles when there
+    is one (robust to the odd resample whose x_min lands in a tiny tail and gives alpha 30), else ± sigma."""
+    if boot is not None and boot.lo is not None and boot.hi is not None:
+        return boot.lo, boot.hi
+    s = rec.sigma or 0.0
+    return rec.alpha - s, rec.alpha + s
 
 
 def layer_mean_alpha(records) -> float | None:

@@ -39,14 +39,8 @@ def test_score_run_matches_hand_computed_figures():
     assert (s.lead_ckpts, s.lead_steps) == (e["lead_ckpts"], e["lead_steps"])
     assert s.false_alarms == e["false_alarms"]
     assert (s.drop_step, s.first_anti_step) == (e["drop_step"], e["first_anti_step"])
-    assert s.confusion == {
-        (PRE, PRE): 5,
-        (GROK, PRE): 1,
-        (GROK, GROK): 2,
-        (ANTI, GROK): 1,
-        (ANTI, ANTI): 2,
-        (GROK, ANTI): 1,
-    }
+    assert s.confusion == {(PRE, PRE): 5, (GROK, PRE): 1, (GROK, GROK): 2, (ANTI, GROK): 1, (ANTI, ANTI): 2,
+                           (GROK, ANTI): 1}
 
 
 def test_late_warning_has_a_negative_lead_and_pooling_adds_up():

@@ -57,23 +57,14 @@ def test_plateau_fall_collapse():
 
 
 def test_an_outlying_fit_does_not_flip_the_label():
-    cks = [
-        ck(1, 90.0, 8.0),
-        ck(10, 70.0, 4.0),
-        ck(20, 60.0, 4.0, log_norm=3.8),
-        ck(30, 55.0, 1.2, log_norm=3.8),
-        ck(40, 50.0, 4.1, log_norm=3.8),
-    ]
+    cks = [ck(1, 90.0, 8.0), ck(10, 70.0, 4.0), ck(20, 60.0, 4.0, log_norm=3.8), ck(30, 55.0, 1.2, log_norm=3.8),
+           ck(40, 50.0, 4.1, log_norm=3.8)]
     # one fit at 1.2 among 4.0s: the median stays 4.0 -> grokking throughout; the threshold rule flips
     assert labels(cks) == [PRE, GROK, GROK, GROK, GROK]
     assert labels(cks, PhaseRules(rule=Rule.threshold))[3] == ANTI
     # a weak fit (n_tail < 10) never enters the median
-    weak = [
-        ck(1, 90.0, 8.0),
-        ck(10, 70.0, 4.0),
-        ck(20, 60.0, 1.0, n_tail=5, log_norm=3.9),
-        ck(30, 60.0, 1.0, n_tail=5, log_norm=3.9),
-    ]
+    weak = [ck(1, 90.0, 8.0), ck(10, 70.0, 4.0), ck(20, 60.0, 1.0, n_tail=5, log_norm=3.9),
+            ck(30, 60.0, 1.0, n_tail=5, log_norm=3.9)]
     assert labels(weak) == [PRE, GROK, GROK, GROK]
     # nor does an outlier high fit bring back pre-grokking after the onset
     assert labels([ck(1, 90.0, 8.0), ck(10, 70.0, 4.0), ck(20, 69.0, 14.0)]) == [PRE, GROK, GROK]
@@ -81,21 +72,12 @@ def test_an_outlying_fit_does_not_flip_the_label():
 
 def test_recovery_and_weight_decay():
     # alpha low while the norm grows -> anti; alpha recovers -> grokking again
-    cks = [
-        ck(1, 90.0, 8.0),
-        ck(10, 60.0, 2.5, log_norm=3.8),
-        ck(20, 50.0, 2.5, log_norm=3.8),
-        ck(30, 50.0, 4.0, log_norm=3.8),
-        ck(40, 50.0, 4.0, log_norm=3.8),
-    ]
+    cks = [ck(1, 90.0, 8.0), ck(10, 60.0, 2.5, log_norm=3.8), ck(20, 50.0, 2.5, log_norm=3.8),
+           ck(30, 50.0, 4.0, log_norm=3.8), ck(40, 50.0, 4.0, log_norm=3.8)]
     assert labels(cks) == [PRE, GROK, ANTI, ANTI, GROK]
     # the same low alpha with a norm that never grows (weight decay): no alarm
-    flat = [
-        ck(1, 90.0, 8.0, log_norm=3.6),
-        ck(10, 60.0, 2.0, log_norm=3.5),
-        ck(20, 50.0, 1.8, log_norm=3.45),
-        ck(30, 45.0, 1.7, log_norm=3.45),
-    ]
+    flat = [ck(1, 90.0, 8.0, log_norm=3.6), ck(10, 60.0, 2.0, log_norm=3.5), ck(20, 50.0, 1.8, log_norm=3.45),
+            ck(30, 45.0, 1.7, log_norm=3.45)]
     assert labels(flat) == [PRE, GROK, GROK, GROK]
 
 
@@ -106,7 +88,7 @@ def test_traps_small_layers_and_single_checkpoints():
     small = [ck(1, 9.0, 4.0, M=10), ck(10, 2.0, 1.0, M=10, log_norm=4.0)]
     assert [p for p, _ in label_run(small, RULES)][1] == "unknown"
     # one checkpoint: the threshold rule, said so
-    ((phase, reason),) = label_run([ck(1, 50.0, 4.0)], RULES)
+    (phase, reason), = label_run([ck(1, 50.0, 4.0)], RULES)
     assert phase == GROK and reason.startswith("first checkpoint, no history yet")
 
 
@@ -121,16 +103,8 @@ def test_labels_of_a_prefix_never_change(rule):
     for i in range(40):
         sr *= rng.uniform(0.9, 1.0)
         norm += rng.uniform(-0.01, 0.03)
-        cks.append(
-            ck(
-                i + 1,
-                sr,
-                float(rng.uniform(1.5, 9.0)),
-                log_norm=norm,
-                n_tail=int(rng.integers(5, 40)),
-                traps=int(rng.integers(0, 3)),
-            )
-        )
+        cks.append(ck(i + 1, sr, float(rng.uniform(1.5, 9.0)), log_norm=norm, n_tail=int(rng.integers(5, 40)),
+                      traps=int(rng.integers(0, 3))))
     rules = PhaseRules(rule=rule)
     full = label_run(cks, rules)
     for n in range(1, len(cks)):

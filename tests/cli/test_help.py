@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from grokwatch.cli import app
 
 # options that have no default because they switch an output on (the path is the value)
-NO_DEFAULT = {"--html", "--markdown", "--plot"}
+NO_DEFAULT = {"--html", "--markdown", "--plot", "--json", "--figures", "--esd-steps"}  # off unless given
 
 
 def help_text(*args: str) -> str:

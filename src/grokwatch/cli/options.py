@@ -7,13 +7,14 @@ offers the option offers the same name, help and environment variable.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from grokwatch.settings import DEFAULT_RULES, DEFAULT_SETTINGS, Fit, PreRule, Rule
+from grokwatch.settings import DEFAULT_RULES, DEFAULT_SETTINGS, Fit, PhaseRules, PreRule, Rule
 
 __all__ = ["DEFAULT_RULES", "DEFAULT_SETTINGS", "Fit", "OutputFormat", "PreRule"]
 
@@ -156,6 +157,23 @@ OnsetOpt = Annotated[
         "since the first checkpoint.",
     ),
 ]
+OnsetShrinkOpt = Annotated[
+    float,
+    typer.Option(
+        "--onset-shrink",
+        envvar="GROKWATCH_ONSET_SHRINK",
+        help="Trend rule: ... once some layer's Frobenius norm is this many decades below its peak.",
+    ),
+]
+AntiReboundOpt = Annotated[
+    float,
+    typer.Option(
+        "--anti-rebound",
+        envvar="GROKWATCH_ANTI_REBOUND",
+        help="Trend rule: anti-grokking when a layer whose norm fell grows back this many decades "
+        "from its low.",
+    ),
+]
 AntiAlphaOpt = Annotated[
     float,
     typer.Option(
@@ -172,3 +190,19 @@ AntiGrowthOpt = Annotated[
         help="... and its Frobenius norm grew this many decades (log10) over the last 5 checkpoints.",
     ),
 ]
+
+# several runs: `grokwatch report RUN_A RUN_B`, `grokwatch scan A B` (one run behaves as before)
+DirsArg = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Checkpoint folders (searched recursively) or checkpoint files; several compare runs side by side. "
+        "Name a run with NAME=PATH (default: the folder's name).",
+        show_default=False,
+        metavar="RUN",
+    ),
+]
+
+
+def rules_from(params: dict) -> PhaseRules:
+    """The PhaseRules of a command's phase options: `rules_from(locals())` (every field it offers)."""
+    return PhaseRules(**{f.name: params[f.name] for f in fields(PhaseRules) if f.name in params})

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from grokwatch.cli.common import check_output_file, environment, error_line, run_scan, warn_line
+from grokwatch.cli.common import check_output_dir, check_output_file, environment, error_line, warn_line
 from grokwatch.cli.options import (
     DEFAULT_RULES,
     DEFAULT_SETTINGS,
@@ -17,24 +17,32 @@ from grokwatch.cli.options import (
     AlphaLowOpt,
     AntiAlphaOpt,
     AntiGrowthOpt,
+    AntiReboundOpt,
     CacheOpt,
     CachePathOpt,
-    DirArg,
+    DirsArg,
     ExcludeOpt,
     FitOpt,
     LayersOpt,
     MinEvalsOpt,
     OnsetOpt,
+    OnsetShrinkOpt,
     PreRuleOpt,
     ReplicasOpt,
     RuleOpt,
     SeedOpt,
     TrapMinOpt,
     WorkersOpt,
+    rules_from,
 )
 from grokwatch.errors import ExitCode
 
-__all__ = ["FailOn", "report"]
+__all__ = ["FailOn", "FigureFormat", "report"]
+
+
+class FigureFormat(str, Enum):
+    svg = "svg"
+    png = "png"
 
 
 class FailOn(str, Enum):
@@ -44,7 +52,7 @@ class FailOn(str, Enum):
 
 
 def report(
-    directory: DirArg,
+    directories: DirsArg,
     html: Annotated[
         Path | None,
         typer.Option(
@@ -102,6 +110,50 @@ def report(
             ),
         ),
     ] = 0.03,
+    json_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--json",
+            help="Write the report's model as JSON to this file ('-' for stdout): per run the summary, "
+            "timeline, per-checkpoint table with every layer's fit, and the runs-compared table.",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ] = None,
+    figures: Annotated[
+        Path | None,
+        typer.Option(
+            "--figures",
+            help="Write every plot of the report as a standalone file into this folder.",
+            show_default=False,
+            file_okay=False,
+        ),
+    ] = None,
+    figure_format: Annotated[
+        FigureFormat, typer.Option("--figure-format", help="File format of --figures.")
+    ] = FigureFormat.svg,
+    bootstrap: Annotated[
+        int,
+        typer.Option(
+            "--bootstrap",
+            min=0,
+            help="Resample each layer's eigenvalues this many times, refit, and report the spread of "
+            "alpha (seeded by --seed; re-reads the weights; 0 = off).",
+        ),
+    ] = 0,
+    esd_steps: Annotated[
+        str | None,
+        typer.Option(
+            "--esd-steps",
+            help="Draw ESD plots at these steps (comma-separated; nearest checkpoint) instead of the "
+            "first checkpoint, every phase boundary, the first warning, the best and the last.",
+            show_default=False,
+        ),
+    ] = None,
+    chart: Annotated[
+        bool,
+        typer.Option("--chart/--no-chart", help="Draw alpha per layer against log step as a text chart."),
+    ] = True,
     fit: FitOpt = DEFAULT_SETTINGS.fit,
     workers: WorkersOpt = None,
     cache: CacheOpt = True,
@@ -117,8 +169,10 @@ def report(
     pre_rule: PreRuleOpt = DEFAULT_RULES.pre_rule,
     rule: RuleOpt = DEFAULT_RULES.rule,
     onset_contraction: OnsetOpt = DEFAULT_RULES.onset_contraction,
+    onset_shrink: OnsetShrinkOpt = DEFAULT_RULES.onset_shrink,
     anti_alpha: AntiAlphaOpt = DEFAULT_RULES.anti_alpha,
     anti_growth: AntiGrowthOpt = DEFAULT_RULES.anti_growth,
+    anti_rebound: AntiReboundOpt = DEFAULT_RULES.anti_rebound,
 ) -> None:
     """Summarize a run: phase timeline, early warning, accuracy agreement; HTML/Markdown; CI gate.
 
@@ -130,14 +184,18 @@ def report(
     and how many steps before the drop the warning came. Under
     GITHUB_ACTIONS=true, prints a ::warning:: line per anti-grokking checkpoint.
 
+    Several folders (NAME=PATH to name one) give one report comparing the runs:
+    the HTML puts every run's alpha and accuracy on one log-step axis with a
+    phase band row per run, and all outputs add a table with one row per run.
+
     Exit codes: 0 ok; 1 a checkpoint at or above --fail-on (unless --exit-zero);
     2 usage error; 3 some file unreadable or unsafe (the report covers the rest);
-    4 no checkpoints found.
+    4 no checkpoints found (in any of several folders: the others are reported).
     """
     from grokwatch.checkpoints.atomic import write_atomic
     from grokwatch.report.model import build_report
     from grokwatch.report.summary import annotations, render_terminal, to_markdown
-    from grokwatch.settings import PhaseRules, Settings
+    from grokwatch.settings import Settings
 
     settings = Settings(
         fit=fit,
@@ -147,65 +205,114 @@ def report(
         layers=tuple(layers or ()),
         exclude=tuple(exclude or ()),
     )
-    rules = PhaseRules(
-        alpha_low=alpha_low,
-        alpha_high=alpha_high,
-        trap_min=trap_min,
-        min_evals=min_evals,
-        pre_rule=pre_rule,
-        rule=rule,
-        onset_contraction=onset_contraction,
-        anti_alpha=anti_alpha,
-        anti_growth=anti_growth,
-    )
+    rules = rules_from(locals())
     if html is not None:
         check_output_file(html, "--html")
     if markdown is not None and str(markdown) != "-":
         check_output_file(markdown, "--markdown")
-    result = run_scan(directory, settings, workers, cache, cache_path, rules)
-    rep = build_report(result, rules, acc_drop=acc_drop)
+    if json_out is not None and str(json_out) != "-":
+        check_output_file(json_out, "--json")
+    if figures is not None:
+        check_output_dir(figures, "--figures")
+    from grokwatch.cli.runs import named_runs, scan_runs
+    from grokwatch.report.multi_run import Run
+    from grokwatch.report.uncertainty import bootstrap_report, jump_flags
+
+    specs = named_runs(directories)
+    steps = None
+    if esd_steps:
+        from grokwatch.report.esd_picks import parse_steps
+
+        try:
+            steps = parse_steps(esd_steps)
+        except ValueError as e:
+            error_line(f"--esd-steps: {e}")
+            raise typer.Exit(ExitCode.USAGE) from None
+    scanned, missing = scan_runs(specs, settings, workers, cache, cache_path, rules)
+    runs = []
+    bad = any(res.errors for _, res in scanned)
+    for name, result in scanned:
+        rep = build_report(result, rules, acc_drop=acc_drop, name=name)
+        run = Run(rep.name, rep, result, jumps=jump_flags(rep))
+        if bootstrap:
+            run.boot, errs = bootstrap_report(rep, result, bootstrap)
+            for line in errs:
+                error_line(line)
+            bad = bad or bool(errs)
+        runs.append(run)
     env = environment()
 
     md_stdout = markdown is not None and str(markdown) == "-"
-    if not md_stdout:  # `--markdown -` keeps stdout for the Markdown alone
-        render_terminal(rep, env.stdout_console())
+    json_stdout = json_out is not None and str(json_out) == "-"
+    if not (md_stdout or json_stdout):  # `--markdown -` / `--json -` keep stdout for themselves
+        con = env.stdout_console()
+        for run in runs:
+            render_terminal(run.rep, con)
+            if chart:
+                from grokwatch.report.text_chart import render_chart
+
+                render_chart(run.rep, con, jumps=run.jumps)
+        if len(runs) > 1:
+            from grokwatch.report.multi_run import render_comparison
+
+            render_comparison(runs, con)
     if env.github_actions:
-        for line in annotations(rep):
-            print(line, flush=True)
+        for run in runs:
+            for line in annotations(run.rep):
+                print(line, flush=True)
 
-    def write(path: Path, text: str) -> None:
-        try:
-            write_atomic(path, text)
-        except OSError as e:  # checked before the scan; this is a disk filling up, a race
-            error_line(f"cannot write {path}: {e.strerror or e}")
-            raise typer.Exit(ExitCode.USAGE) from None
+    try:
+        if html is not None:
+            if len(runs) == 1:
+                from grokwatch.report.html import build_html
 
-    if html is not None:
-        from grokwatch.report.html import build_html
+                write_atomic(html, build_html(runs[0].rep, runs[0].result, steps, runs[0].boot))
+            else:
+                from grokwatch.report.multi_run import build_multi_html
 
-        write(html, build_html(rep, result))
-    md = to_markdown(rep) if (markdown is not None or env.step_summary) else None
-    if md_stdout:
-        sys.stdout.write(md)
-    elif markdown is not None:
-        write(markdown, md)
-    summary = env.step_summary
-    if summary:
-        try:
+                write_atomic(html, build_multi_html(runs, steps))
+        md = None
+        if markdown is not None or env.step_summary:
+            md = "\n".join(to_markdown(run.rep) for run in runs)
+            if len(runs) > 1:
+                from grokwatch.report.multi_run import comparison_markdown
+
+                md = comparison_markdown(runs) + "\n" + md
+        if md_stdout:
+            sys.stdout.write(md)
+        elif markdown is not None:
+            write_atomic(markdown, md)
+        summary = env.step_summary
+        if summary:
             with open(summary, "a", encoding="utf-8") as f:
                 f.write(md + "\n")
-        except OSError as e:
-            error_line(f"cannot append to GITHUB_STEP_SUMMARY {summary}: {e.strerror or e}")
-            raise typer.Exit(ExitCode.USAGE) from None
+        if json_out is not None:
+            from grokwatch.report.export import runs_json
+
+            text = runs_json(runs)
+            if json_stdout:
+                sys.stdout.write(text)
+            else:
+                write_atomic(json_out, text)
+        if figures is not None:
+            from grokwatch.report.export import write_figures
+
+            write_figures(figures, runs, figure_format.value, steps)
+    except OSError as e:  # the paths were checked before the scan: a disk filling up, a race
+        error_line(f"cannot write {e.filename or ''}: {e.strerror or e}")
+        raise typer.Exit(ExitCode.USAGE) from None
     sys.stdout.flush()
 
-    if result.errors:
+    if missing:
+        raise typer.Exit(ExitCode.NO_CHECKPOINTS)
+    if bad:
         raise typer.Exit(ExitCode.BAD_INPUT)
-    hits = rep.at_or_above(fail_on.value)
+    hits = [(run, c) for run in runs for c in run.rep.at_or_above(fail_on.value)]
     if hits:
-        first = hits[0]
+        run, first = hits[0]
+        where = f"{run.name}: " if len(runs) > 1 else ""
         msg = (
-            f"--fail-on {fail_on.value}: {len(hits)} checkpoint(s) at or above it, first {first.label} "
+            f"--fail-on {fail_on.value}: {len(hits)} checkpoint(s) at or above it, first {where}{first.label} "
             f"({first.rel})"
         )
         if exit_zero:

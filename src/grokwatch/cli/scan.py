@@ -14,15 +14,17 @@ from grokwatch.cli.options import (
     AlphaLowOpt,
     AntiAlphaOpt,
     AntiGrowthOpt,
+    AntiReboundOpt,
     CacheOpt,
     CachePathOpt,
-    DirArg,
+    DirsArg,
     ExcludeOpt,
     FitOpt,
     FormatOpt,
     LayersOpt,
     MinEvalsOpt,
     OnsetOpt,
+    OnsetShrinkOpt,
     OutputFormat,
     PreRuleOpt,
     ReplicasOpt,
@@ -30,13 +32,14 @@ from grokwatch.cli.options import (
     SeedOpt,
     TrapMinOpt,
     WorkersOpt,
+    rules_from,
 )
 
 __all__ = ["scan"]
 
 
 def scan(
-    directory: DirArg,
+    directories: DirsArg,
     fmt: FormatOpt = OutputFormat.table,
     fit: FitOpt = DEFAULT_SETTINGS.fit,
     traps: Annotated[
@@ -64,8 +67,10 @@ def scan(
     pre_rule: PreRuleOpt = DEFAULT_RULES.pre_rule,
     rule: RuleOpt = DEFAULT_RULES.rule,
     onset_contraction: OnsetOpt = DEFAULT_RULES.onset_contraction,
+    onset_shrink: OnsetShrinkOpt = DEFAULT_RULES.onset_shrink,
     anti_alpha: AntiAlphaOpt = DEFAULT_RULES.anti_alpha,
     anti_growth: AntiGrowthOpt = DEFAULT_RULES.anti_growth,
+    anti_rebound: AntiReboundOpt = DEFAULT_RULES.anti_rebound,
 ) -> None:
     """Fit the power-law exponent alpha of every layer's ESD in every checkpoint.
 
@@ -73,8 +78,13 @@ def scan(
     --format json/csv, one record per (checkpoint, layer). Exit codes: 0 ok,
     2 usage error, 3 some file unreadable or unsafe (the rest is still
     printed), 4 no checkpoints found.
+
+    Several folders (NAME=PATH to name one) are scanned one after the other:
+    a table per run, or json/csv records with a leading `run` field; a folder
+    without checkpoints prints one error line, the rest is still printed, and
+    the exit code is 4.
     """
-    from grokwatch.settings import PhaseRules, Settings
+    from grokwatch.settings import Settings
 
     settings = Settings(
         fit=fit,
@@ -84,17 +94,11 @@ def scan(
         layers=tuple(layers or ()),
         exclude=tuple(exclude or ()),
     )
-    rules = PhaseRules(
-        alpha_low=alpha_low,
-        alpha_high=alpha_high,
-        trap_min=trap_min,
-        min_evals=min_evals,
-        pre_rule=pre_rule,
-        rule=rule,
-        onset_contraction=onset_contraction,
-        anti_alpha=anti_alpha,
-        anti_growth=anti_growth,
-    )
+    rules = rules_from(locals())
+    if len(directories) > 1:
+        _scan_several(directories, settings, workers, cache, cache_path, rules, fmt, fit, traps, per_layer)
+        return
+    directory = directories[0]
     result = run_scan(directory, settings, workers, cache, cache_path, rules)
     emit(
         result,
@@ -104,3 +108,17 @@ def scan(
         per_layer=per_layer,
     )
     finish(result)
+
+
+def _scan_several(
+    directories, settings, workers, cache, cache_path, rules, fmt, fit, traps, per_layer
+) -> None:
+    from grokwatch.cli.runs import emit_runs, named_runs, scan_runs
+    from grokwatch.errors import ExitCode
+
+    results, missing = scan_runs(named_runs(directories), settings, workers, cache, cache_path, rules)
+    emit_runs(results, fmt, title=f"grokwatch scan (fit={fit.value})", show_traps=traps, per_layer=per_layer)
+    if missing:
+        raise typer.Exit(ExitCode.NO_CHECKPOINTS)
+    if any(res.errors for _, res in results):
+        raise typer.Exit(ExitCode.BAD_INPUT)

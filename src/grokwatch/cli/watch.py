@@ -15,16 +15,23 @@ from grokwatch.cli.options import (
     DEFAULT_SETTINGS,
     AlphaHighOpt,
     AlphaLowOpt,
+    AntiAlphaOpt,
+    AntiGrowthOpt,
+    AntiReboundOpt,
     CacheOpt,
     CachePathOpt,
     ExcludeOpt,
     FitOpt,
     LayersOpt,
     MinEvalsOpt,
+    OnsetOpt,
+    OnsetShrinkOpt,
     PreRuleOpt,
     ReplicasOpt,
+    RuleOpt,
     SeedOpt,
     TrapMinOpt,
+    rules_from,
 )
 from grokwatch.errors import ExitCode
 
@@ -185,6 +192,12 @@ def watch(
     trap_min: TrapMinOpt = DEFAULT_RULES.trap_min,
     min_evals: MinEvalsOpt = DEFAULT_RULES.min_evals,
     pre_rule: PreRuleOpt = DEFAULT_RULES.pre_rule,
+    rule: RuleOpt = DEFAULT_RULES.rule,
+    onset_contraction: OnsetOpt = DEFAULT_RULES.onset_contraction,
+    onset_shrink: OnsetShrinkOpt = DEFAULT_RULES.onset_shrink,
+    anti_alpha: AntiAlphaOpt = DEFAULT_RULES.anti_alpha,
+    anti_growth: AntiGrowthOpt = DEFAULT_RULES.anti_growth,
+    anti_rebound: AntiReboundOpt = DEFAULT_RULES.anti_rebound,
 ) -> None:
     """Follow a folder while it is being written and analyse each new checkpoint once.
 
@@ -202,7 +215,7 @@ def watch(
     """
     from grokwatch.monitor.alerts import Alerts
     from grokwatch.monitor.run import follow_folder
-    from grokwatch.settings import PhaseRules, Settings
+    from grokwatch.settings import Settings
 
     settings = Settings(
         fit=fit,
@@ -212,9 +225,7 @@ def watch(
         layers=tuple(layers or ()),
         exclude=tuple(exclude or ()),
     )
-    rules = PhaseRules(
-        alpha_low=alpha_low, alpha_high=alpha_high, trap_min=trap_min, min_evals=min_evals, pre_rule=pre_rule
-    )
+    rules = rules_from(locals())
     env = environment()
     live = fmt == WatchFormat.table and env.stdout_isatty and not env.ci
     alerts = Alerts(

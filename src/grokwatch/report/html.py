@@ -3,7 +3,7 @@
 No JavaScript, no external URL (not even XML namespace URIs: the HTML parser
 puts inline <svg> in the SVG namespace by itself), every plot an inline SVG,
 no timestamps and no absolute paths, so the same input gives the same bytes.
-Sections (ids): summary, alpha, accuracy, traps, esd, checkpoints, layers, settings.
+Sections (ids): summary, alpha, fits, accuracy, traps, esd, checkpoints, layers, settings.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ __all__ = [
 SECTIONS = [
     ("summary", "Summary"),
     ("alpha", "α per layer"),
+    ("fits", "How sure α is"),
     ("accuracy", "Accuracy"),
     ("traps", "Traps"),
     ("esd", "ESD plots"),
@@ -328,16 +329,18 @@ def _esd(esd) -> str:
     return "\n".join(out)
 
 
-def render_html(rep, plots: dict[str, str], esd, root: str = "") -> str:
-    """The page. `plots`: svg text by section id (alpha, accuracy, traps); `esd`: from report_plots.esd_figures."""
+def render_html(rep, plots: dict[str, str], esd, root: str = "", fits: str = "", esd_note: str = "") -> str:
+    """The page. `plots`: svg text by section id (alpha, accuracy, traps); `esd`: from report_plots.esd_figures;
+    `fits`: the "How sure α is" section (report.html_fits); `esd_note`: a line under the ESD plots."""
     title = f"grokwatch report: {rep.name}"
     nav = " ".join(f'<a href="#{k}">{escape(v)}</a>' for k, v in SECTIONS)
     body = {
         "summary": _summary(rep),
+        "fits": fits or '<p class="note">No fitted α.</p>',
         "checkpoints": _checkpoint_table(rep),
         "layers": _layer_table(rep),
         "settings": _settings(rep, root),
-        "esd": _esd(esd),
+        "esd": _esd(esd) + (f'\n<p class="note">{escape(esd_note)}</p>' if esd_note else ""),
     }
     for key, missing in (
         ("alpha", "No fitted α."),
@@ -359,30 +362,33 @@ def render_html(rep, plots: dict[str, str], esd, root: str = "") -> str:
     )
 
 
-def build_html(rep, result) -> str:
-    """Plots + page for a report model and the ScanResult it came from."""
+def build_html(rep, result, esd_steps: list[int] | None = None, boot: dict | None = None) -> str:
+    """Plots + page for a report model and the ScanResult it came from.
+
+    ESD plots at the first checkpoint, every phase boundary, the first early
+    warning, the best test accuracy and the last checkpoint (`report.esd_picks`),
+    or at `esd_steps`; `boot`: {(rel, layer): Bootstrap} from `--bootstrap N`.
+    """
     from grokwatch.report import run_figures as rp
+    from grokwatch.report.esd_picks import esd_picks
+    from grokwatch.report.html_fits import fits_html
+    from grokwatch.report.uncertainty import jump_flags
 
     plots = {}
+    fits = ""
     if any(r.alpha is not None for r in rep.records):
-        plots["alpha"] = rp.alpha_svg(rep)
+        plots["alpha"] = rp.alpha_svg(rep, boot)
+        fits = fits_html(rep, jump_flags(rep), boot)
     if rep.has_accuracy:
         plots["accuracy"] = rp.accuracy_svg(rep)
     if rep.traps_computed:
         plots["traps"] = rp.traps_svg(rep)
-    picks: list[tuple[str, object]] = []
-    candidates = [
-        ("first checkpoint", rep.checkpoints[0] if rep.checkpoints else None),
-        ("best test accuracy", rep.peak),
-        ("last checkpoint", rep.checkpoints[-1] if rep.checkpoints else None),
-    ]
-    for why, view in candidates:
-        if view is None:
-            continue
-        same = next((i for i, (_, v) in enumerate(picks) if v is view), None)
-        if same is None:
-            picks.append((why, view))
-        else:
-            picks[same] = (f"{picks[same][0]} and {why}", view)
-    esd = rp.esd_figures(rep, result, [(w[0].upper() + w[1:], v) for w, v in picks])
-    return render_html(rep, plots, esd, root=str(result.root))
+    picks = esd_picks(rep, esd_steps)
+    esd = rp.esd_figures(rep, result, list(picks))
+    note = ""
+    if picks.skipped:
+        note = (
+            f"{len(picks.skipped)} more phase boundaries not drawn (choose with --esd-steps): "
+            + ", ".join(picks.skipped)
+        )
+    return render_html(rep, plots, esd, root=str(result.root), fits=fits, esd_note=note)

@@ -79,13 +79,18 @@ def _svg(fig) -> str:
     return text[text.find("<svg") :]
 
 
-def plot(salt: str, draw, height: float = 3.6) -> str:
-    """Draw with `draw(fig, ax)` under the report's rc settings and return inline SVG."""
+def plot(salt: str, draw, height: float = 3.6, fmt: str = "svg"):
+    """Draw with `draw(fig, ax)` under the report's rc settings and return inline SVG
+    (or, with fmt="png", PNG bytes for a standalone file; `--figures`)."""
     import matplotlib
 
     with matplotlib.rc_context({**_RC, "svg.hashsalt": f"grokwatch-{salt}"}):
         fig, ax = _new_figure(height)
         draw(fig, ax)
+        if fmt == "png":
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", metadata={"Software": None})
+            return buf.getvalue()
         return uniquify_ids(_svg(fig), f"{salt}-")
 
 
@@ -134,9 +139,14 @@ def _band_legend(ax, phases: list[str], extra=()) -> None:
     ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
 
 
-def alpha_svg(rep) -> str:
+def alpha_svg(rep, boot: dict | None = None, fmt: str = "svg"):
+    """α per layer against step; band = ± σ of the fit (the bootstrap's 16-84 % range when `boot` has it);
+    black dashed: the layer mean (WeightWatcher's summary α)."""
+    from grokwatch.report.uncertainty import band, layer_mean_alpha
+
     views = [c for c in rep.checkpoints if c.step is not None]
     steps = [c.step for c in views]
+    boot = boot or {}
 
     def draw(fig, ax):
         _xaxis(ax, steps)
@@ -162,19 +172,40 @@ def alpha_svg(rep) -> str:
             wk = weak & (y <= top)
             ax.plot(x[wk], y[wk], "o", mfc="white", mec=color, ms=4)
             ax.plot(x[y > top], np.full((y > top).sum(), top), "^", color=color, ms=6, clip_on=False)
+            lo, hi = [], []
+            for c in views:
+                for r in c.records:
+                    if r.layer == layer and r.alpha is not None:
+                        a, b = band(r, boot.get((c.rel, r.layer)))
+                        lo.append(a)
+                        hi.append(b)
+            lo, hi = np.minimum(np.asarray(lo, float), top), np.minimum(np.asarray(hi, float), top)
+            ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
+        means = [(c.step, layer_mean_alpha(c.records)) for c in views]
+        means = [(s, m) for s, m in means if m is not None]
+        if len(rep.layers) > 1 and means:
+            ax.plot(
+                [s for s, _ in means],
+                [min(m, top) for _, m in means],
+                color="black",
+                ls="--",
+                lw=1.6,
+                label="mean α (layers)",
+            )
         ax.axhline(rep.rules.alpha_low, color="#c0392b", ls="--", lw=1, label=f"α = {rep.rules.alpha_low:g}")
         ax.axhline(
             rep.rules.alpha_high, color="#7f7f7f", ls="--", lw=1, label=f"α = {rep.rules.alpha_high:g}"
         )
         ax.set_ylim(0, top)
         ax.set_ylabel("power-law α")
-        ax.set_title("α per layer (bands: spectral phase; hollow: weak fit; ▲: above the axis)")
+        spread = "bootstrap 16–84 %" if boot else "± σ"
+        ax.set_title(f"α per layer, {spread} (bands: spectral phase; hollow: weak fit; ▲: above the axis)")
         _band_legend(ax, [c.phase for c in views])
 
-    return plot("alpha", draw)
+    return plot("alpha", draw, fmt=fmt)
 
 
-def accuracy_svg(rep) -> str:
+def accuracy_svg(rep, fmt: str = "svg"):
     views = [c for c in rep.checkpoints if c.step is not None]
     steps = [c.step for c in views]
     acc = [c for c in views if c.test_acc is not None]
@@ -196,10 +227,10 @@ def accuracy_svg(rep) -> str:
         ax.set_title("Accuracy (bands: accuracy phase)")
         _band_legend(ax, [c.acc_phase for c in acc])
 
-    return plot("accuracy", draw)
+    return plot("accuracy", draw, fmt=fmt)
 
 
-def traps_svg(rep) -> str:
+def traps_svg(rep, fmt: str = "svg"):
     views = [c for c in rep.checkpoints if c.step is not None]
     steps = [c.step for c in views]
 
@@ -238,7 +269,7 @@ def traps_svg(rep) -> str:
         ax.set_title("Correlation traps per layer (bands: spectral phase)")
         _band_legend(ax, [c.phase for c in views])
 
-    return plot("traps", draw, height=3.0)
+    return plot("traps", draw, height=3.0, fmt=fmt)
 
 
 def esd_figures(rep, result, picks: list[tuple[str, object]]) -> list[tuple[str, str, list[tuple[str, str]]]]:

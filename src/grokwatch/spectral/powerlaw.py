@@ -139,7 +139,9 @@ def _candidate_stats(logx: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.
     suffix = np.cumsum(logx[::-1])[::-1]  # suffix[i] = sum_{j>=i} ln x_j
     n = (N - idx).astype(np.float64)
     alphas = 1.0 + n / (suffix[idx] - n * logx[idx])
-    good = alphas > 1  # WeightWatcher leaves D = 1 where alpha <= 1
+    # WeightWatcher leaves D = 1 where alpha <= 1; alpha = inf (a tail of tied eigenvalues, e.g. the two
+    # largest equal) would give D = nan, which np.argmin would pick: it can never be the fit, so D = 1 too
+    good = (alphas > 1) & np.isfinite(alphas)
     stride = 8 if N > 64 else 1
     bound = _bounds(logx, idx, alphas, n, stride)
     bound[~good] = 1.0

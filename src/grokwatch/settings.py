@@ -103,7 +103,12 @@ class Settings:
 
 @dataclass(frozen=True)
 class PhaseRules:
-    """Thresholds of the spectral phase label (see `grokwatch.phases`)."""
+    """Which phase labeller and its thresholds (see `grokwatch.phases` and docs/phases.md).
+
+        PhaseRules()                                   # the trend rule with its measured defaults
+        PhaseRules(rule="paper")                       # alpha < 2 anti, alpha > 6 pre, per checkpoint
+        scan_folder("runs/long", rules=PhaseRules(anti_rebound=0.2))   # warn earlier
+    """
 
     alpha_low: float = 2.0  # a trusted alpha below this: over-correlated (anti-grokking)
     alpha_high: float = 6.0  # a trusted alpha above this: random-like (pre-grokking)
@@ -111,12 +116,13 @@ class PhaseRules:
     min_evals: int = 20  # layers with fewer eigenvalues vote neither with alpha nor traps
     pre_rule: PreRule = PreRule.any
     rule: Rule = Rule.trend
-    # trend rule (see grokwatch.phases.trend; chosen on real runs, figures in docs/scan.md)
-    onset_contraction: float = 0.08  # decades of stable-rank fall that start grokking ...
-    onset_shrink: float = 0.2  # ... once some layer's norm is this many decades below its peak
+    # trend rule (grokwatch.phases.trend): the grid point that agreed best with accuracy phases on the
+    # 7-run corpus of bench/phase_runs.py; leave-one-run-out figures in docs/phases.md
+    onset_contraction: float = 0.06  # decades of stable-rank fall that start grokking ...
+    onset_shrink: float = 0.5  # ... once some layer's norm is this many decades below its peak
     anti_alpha: float = 3.0  # median alpha of the recent fits below this ...
-    anti_growth: float = 0.02  # ... while the norm grew this many decades over `window` checkpoints
-    anti_rebound: float = 0.25  # or a layer whose norm fell grew back this many decades: anti-grokking
+    anti_growth: float = 0.0  # ... while the norm grew this many decades over `window` checkpoints
+    anti_rebound: float = 0.3  # or a layer whose norm fell grew back this many decades: anti-grokking
     window: int = 5  # trusted fits in the median, checkpoints in the norm trend
 
     def __post_init__(self) -> None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from grokwatch.checkpoints import Checkpoint, TensorReader, TensorRef, tensor_refs
-from grokwatch.errors import CheckpointError
+from grokwatch.checkpoints.base_model import attach_base, load_base
+from grokwatch.errors import GrokwatchError
 from grokwatch.records import LayerRecord
 from grokwatch.settings import Settings
 from grokwatch.spectral.esd import NonFiniteError, analysable, esd, oriented_shape, spectrum_metrics
@@ -44,7 +45,7 @@ def select(refs: list[TensorRef], settings: Settings) -> list[TensorRef]:
     for r in refs:
         if not analysable(r.shape, settings.min_side):
             continue
-        if r.key_b and r.rank < settings.min_side:
+        if r.key_b and r.base_key is None and r.rank < settings.min_side:
             continue  # a rank-r LoRA update has r non-zero eigenvalues: too few to fit, like a thin matrix
         if settings.layers and not any(fnmatch.fnmatchcase(r.layer, p) for p in settings.layers):
             continue
@@ -197,7 +198,12 @@ def _extra(ck: Checkpoint, r: TensorRef) -> dict:
     extra: dict = {}
     if r.aliases:
         extra["shared_with"] = list(r.aliases)  # tied weights: analysed once, under the first name
-    if r.key_b:
+    if r.key_b and r.base_key:
+        extra["lora"] = {"A": r.key, "B": r.key_b, "scale": r.scale, "delta": "W + scale * B @ A"}
+        extra["lora"]["base"] = f"{r.base_file}:{r.base_key}" + (
+            " (transposed ΔW)" if r.base_transposed else ""
+        )
+    elif r.key_b:
         extra["lora"] = {"A": r.key, "B": r.key_b, "scale": r.scale, "delta": "scale * B @ A"}
     if r.source:
         extra["source_key"] = r.source  # the wrapper key of the state dict in a torch file
@@ -218,6 +224,9 @@ def analyze_checkpoints(cks: list[Checkpoint], settings: Settings) -> list[Check
     for ck in cks:
         try:
             all_refs = tensor_refs(ck)
+            if settings.base is not None and any(r.key_b for r in all_refs):
+                all_refs, unmatched = attach_base(all_refs, load_base(settings.base))
+                ck.notes.extend(unmatched)
             refs = select(all_refs, settings)
             train_acc, test_acc = _float_meta(ck.meta, "train_acc"), _float_meta(ck.meta, "test_acc")
             records = []
@@ -244,7 +253,7 @@ def analyze_checkpoints(cks: list[Checkpoint], settings: Settings) -> list[Check
             if not records:
                 notes.append(_why_nothing(ck, all_refs, settings))
             results.append(CheckpointResult(ck.rel, ck.step, records, notes=notes, step_unit=ck.step_unit))
-        except CheckpointError as e:
+        except GrokwatchError as e:  # CheckpointError, or a --base that vanished mid-scan
             results.append(CheckpointResult(ck.rel, ck.step, [], error=str(e)))
     for rec, evals in pending:
         try:

@@ -84,9 +84,15 @@ class Settings:
     layers: tuple[str, ...] = ()  # glob patterns on layer names; empty = all
     exclude: tuple[str, ...] = ()
     min_side: int = MIN_SIDE
+    base: str | None = None  # base model of LoRA adapters: analyse W + ΔW instead of ΔW (`--base`)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fit", _enum(Fit, self.fit, "fit"))
+        if self.base is not None:
+            from grokwatch.checkpoints.base_model import load_base
+
+            object.__setattr__(self, "base", str(self.base))
+            load_base(self.base)  # a wrong --base fails here, once, before any checkpoint is read
         object.__setattr__(self, "layers", _patterns(self.layers, "layers"))
         object.__setattr__(self, "exclude", _patterns(self.exclude, "exclude"))
         if self.replicas is not None and self.replicas < 1:
@@ -98,6 +104,12 @@ class Settings:
         d["version"] = __version__
         if not self.traps:
             d.pop("seed"), d.pop("replicas")
+        if self.base is None:
+            d.pop("base")  # keys of caches written before --base existed stay valid
+        else:  # a replaced or edited base model changes W + ΔW
+            from grokwatch.checkpoints.base_model import fingerprint
+
+            d["base"] = [self.base, fingerprint(self.base)]
         return json.dumps(d, sort_keys=True)
 
 

@@ -184,12 +184,21 @@ def write_lightning(out: Path) -> Layout:
     )
 
 
-def write_peft(out: Path, r: int = 16) -> tuple[Layout, object]:
-    """peft LoRA adapter on GPT-2's c_attn/c_fc (B initialised randomly so ΔW ≠ 0); returns the model too."""
+def write_peft(
+    out: Path, r: int = 16, base: Path | None = None, targets: tuple[str, ...] = ("c_attn", "c_fc")
+) -> tuple[Layout, object]:
+    """peft LoRA adapter on GPT-2's c_attn/c_fc (B initialised randomly so ΔW ≠ 0); returns the model too.
+
+    With `base`, the untouched base model is saved there first (`save_pretrained`), as a user
+    who fine-tunes a published model has it.
+    """
     from peft import LoraConfig, get_peft_model
 
-    cfg = LoraConfig(r=r, lora_alpha=2 * r + 4, target_modules=["c_attn", "c_fc"], init_lora_weights=False)
-    model = get_peft_model(tiny_gpt2(), cfg)
+    cfg = LoraConfig(r=r, lora_alpha=2 * r + 4, target_modules=list(targets), init_lora_weights=False)
+    model = tiny_gpt2()
+    if base is not None:
+        model.save_pretrained(base)
+    model = get_peft_model(model, cfg)
     model.save_pretrained(out)
     layers = {"transformer.h.0.attn.c_attn.weight", "transformer.h.1.mlp.c_fc.weight"}
     return Layout(out, ["adapter_model.safetensors"], [None], layers), model

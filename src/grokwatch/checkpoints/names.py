@@ -64,6 +64,11 @@ class TensorRef:
     key_b: str | None = None
     scale: float = 1.0
     rank: int = 0  # the LoRA rank r: ΔW has at most r non-zero eigenvalues
+    fan_in_fan_out: bool = False  # the adapter's config: its base layer stores W as (in, out)
+    # With `--base`: the base weight W of a LoRA layer, analysed as W + ΔW (ΔW transposed to W's layout).
+    base_file: str | None = None
+    base_key: str | None = None
+    base_transposed: bool = False
     # The wrapper key the state dict was found under in a torch file ("model_state", ...).
     source: str | None = None
 

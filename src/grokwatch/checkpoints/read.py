@@ -128,7 +128,12 @@ def _pair_lora(ck: Checkpoint, refs: list[TensorRef], cfg: dict | None) -> list[
         module = clean_name(base)
         scale = _lora_scale(cfg, module, rank) if cfg else 1.0
         shape = (b.shape[0], int(np.prod(r.shape[1:])))
-        out.append(TensorRef(module + ".weight", r.key, r.file, shape, key_b=kb, scale=scale, rank=rank))
+        fan = bool(cfg.get("fan_in_fan_out")) if cfg else False
+        out.append(
+            TensorRef(
+                module + ".weight", r.key, r.file, shape, key_b=kb, scale=scale, rank=rank, fan_in_fan_out=fan
+            )
+        )
         used.update((r.key, kb))
     if out and cfg is None:
         ck.notes.append(f"{ck.path}: LoRA tensors without adapter_config.json: ΔW = B·A, unscaled")
@@ -165,7 +170,9 @@ class TensorReader:
     """Reads the tensors of one checkpoint: each file opened and its header parsed once."""
 
     def __init__(self) -> None:
-        self._torch: tuple[str, dict] | None = None
+        # torch files whose tensors are loaded: at most two (an adapter and its --base), so
+        # alternating between them never reloads a whole file per layer
+        self._torch: dict[str, dict] = {}
         self._st: dict[str, tuple[object, dict, int]] = {}
 
     def _raw(self, file: str, key: str) -> np.ndarray:
@@ -180,14 +187,16 @@ class TensorReader:
                 raise
             except Exception as e:  # noqa: BLE001
                 raise CheckpointError(file, f"cannot read {key} ({e.__class__.__name__})") from None
-        if self._torch is None or self._torch[0] != file:
+        if file not in self._torch:
+            if len(self._torch) >= 2:
+                self._torch.pop(next(iter(self._torch)))
             if Path(file).is_dir():
                 from grokwatch.checkpoints.dcp_file import read_dcp_state
 
-                self._torch = (file, read_dcp_state(file))
+                self._torch[file] = read_dcp_state(file)
             else:
-                self._torch = (file, read_torch_state(file).tensors)
-        t = self._torch[1][key]
+                self._torch[file] = read_torch_state(file).tensors
+        t = self._torch[file][key]
         return t.detach().float().numpy() if str(t.dtype) == "torch.bfloat16" else t.detach().numpy()
 
     def read(self, ref: TensorRef) -> np.ndarray:
@@ -195,13 +204,18 @@ class TensorReader:
             return self._raw(ref.file, ref.key)
         a = self._raw(ref.file, ref.key).astype(np.float64)
         b = self._raw(ref.file, ref.key_b).astype(np.float64)
-        return ref.scale * (b.reshape(b.shape[0], -1) @ a.reshape(a.shape[0], -1))
+        delta = ref.scale * (b.reshape(b.shape[0], -1) @ a.reshape(a.shape[0], -1))
+        if ref.base_key is None:
+            return delta
+        w = self._raw(ref.base_file, ref.base_key).astype(np.float64)
+        w = w.reshape(w.shape[0], -1)
+        return w + (delta.T if ref.base_transposed else delta)
 
     def close(self) -> None:
         for fh, _, _ in self._st.values():
             fh.close()
         self._st.clear()
-        self._torch = None
+        self._torch.clear()
 
     def __enter__(self) -> TensorReader:
         return self

@@ -76,6 +76,15 @@ ExcludeOpt = Annotated[
     list[str] | None,
     typer.Option("--exclude", "-x", help="Skip layers matching this glob (repeatable).", show_default="none"),
 ]
+BaseOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--base",
+        help="Base model (file or folder) of the LoRA adapters scanned: analyse each adapted layer "
+        "as the merged weight W + scale*B@A instead of the update alone.",
+        show_default="none: the update alone",
+    ),
+]
 SeedOpt = Annotated[
     int, typer.Option("--seed", envvar="GROKWATCH_SEED", help="Seed of the element shuffles (traps).")
 ]

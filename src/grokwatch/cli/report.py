@@ -18,6 +18,7 @@ from grokwatch.cli.options import (
     AntiAlphaOpt,
     AntiGrowthOpt,
     AntiReboundOpt,
+    BaseOpt,
     CacheOpt,
     CachePathOpt,
     DirsArg,
@@ -160,6 +161,7 @@ def report(
     cache_path: CachePathOpt = None,
     layers: LayersOpt = None,
     exclude: ExcludeOpt = None,
+    base: BaseOpt = None,
     seed: SeedOpt = DEFAULT_SETTINGS.seed,
     replicas: ReplicasOpt = None,
     alpha_low: AlphaLowOpt = DEFAULT_RULES.alpha_low,
@@ -204,6 +206,7 @@ def report(
         replicas=replicas,
         layers=tuple(layers or ()),
         exclude=tuple(exclude or ()),
+        base=base,
     )
     rules = rules_from(locals())
     if html is not None:

@@ -15,6 +15,7 @@ from grokwatch.cli.options import (
     AntiAlphaOpt,
     AntiGrowthOpt,
     AntiReboundOpt,
+    BaseOpt,
     CacheOpt,
     CachePathOpt,
     DirsArg,
@@ -58,6 +59,7 @@ def scan(
     cache_path: CachePathOpt = None,
     layers: LayersOpt = None,
     exclude: ExcludeOpt = None,
+    base: BaseOpt = None,
     seed: SeedOpt = DEFAULT_SETTINGS.seed,
     replicas: ReplicasOpt = None,
     alpha_low: AlphaLowOpt = DEFAULT_RULES.alpha_low,
@@ -93,6 +95,7 @@ def scan(
         replicas=replicas,
         layers=tuple(layers or ()),
         exclude=tuple(exclude or ()),
+        base=base,
     )
     rules = rules_from(locals())
     if len(directories) > 1:

@@ -27,6 +27,7 @@ from grokwatch.cli.common import (
 from grokwatch.cli.options import (
     DEFAULT_RULES,
     DEFAULT_SETTINGS,
+    BaseOpt,
     CacheOpt,
     CachePathOpt,
     DirArg,
@@ -58,6 +59,7 @@ def traps(
     cache_path: CachePathOpt = None,
     layers: LayersOpt = None,
     exclude: ExcludeOpt = None,
+    base: BaseOpt = None,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -91,7 +93,12 @@ def traps(
     from grokwatch.settings import PhaseRules, Settings
 
     settings = Settings(
-        traps=True, seed=seed, replicas=replicas, layers=tuple(layers or ()), exclude=tuple(exclude or ())
+        traps=True,
+        seed=seed,
+        replicas=replicas,
+        layers=tuple(layers or ()),
+        exclude=tuple(exclude or ()),
+        base=base,
     )
     if plot is not None:
         check_output_dir(plot, "--plot")

@@ -18,6 +18,7 @@ from grokwatch.cli.options import (
     AntiAlphaOpt,
     AntiGrowthOpt,
     AntiReboundOpt,
+    BaseOpt,
     CacheOpt,
     CachePathOpt,
     ExcludeOpt,
@@ -185,6 +186,7 @@ def watch(
     cache_path: CachePathOpt = None,
     layers: LayersOpt = None,
     exclude: ExcludeOpt = None,
+    base: BaseOpt = None,
     seed: SeedOpt = DEFAULT_SETTINGS.seed,
     replicas: ReplicasOpt = None,
     alpha_low: AlphaLowOpt = DEFAULT_RULES.alpha_low,
@@ -224,6 +226,7 @@ def watch(
         replicas=replicas,
         layers=tuple(layers or ()),
         exclude=tuple(exclude or ()),
+        base=base,
     )
     rules = rules_from(locals())
     env = environment()

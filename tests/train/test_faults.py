@@ -53,11 +53,12 @@ KILL_CFG = dict(task="modadd", p=23, width=64, embed_dim=32, checkpoints=40)
 
 @pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume_bit_identical(tmp_path):
-    """24 SIGKILLs at random moments of training and checkpoint writing, resuming each time.
+    """24 + 3 SIGKILLs at random moments of training and checkpoint writing, resuming each time.
 
     The runs are forked from a forkserver that has imported torch once, so a trial costs
-    milliseconds to start instead of a fresh interpreter's seconds of imports; the last
-    resume and the reference run go through the real `grokwatch train` command.
+    milliseconds to start instead of a fresh interpreter's seconds of imports; then three real
+    `grokwatch train` processes are killed once each has written a checkpoint, and the last
+    resume and the reference run go through the real command too.
     """
     import multiprocessing as mp
 
@@ -93,6 +94,20 @@ def test_kill_9_at_random_moments_then_resume_bit_identical(tmp_path):
     assert kills >= 20  # each trial really killed a running process
     # the kills landed while training and writing: progress was made, and cut short before the end
     assert 0 < seen[-1] < total and len(set(seen)) > 3, seen
+    # and the real command: `grokwatch train` processes SIGKILLed once they have written a new checkpoint
+    for _trial in range(3):
+        before = len(list(run.glob("step_*.safetensors")))
+        p = subprocess.Popen(_cmd(run), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while len(list(run.glob("step_*.safetensors"))) == before and p.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, run_s / 20))
+        assert p.poll() is None, "the run finished before it could be killed"
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(60)
+        seen.append(_all_loadable(run))
+    assert seen[-1] < total, seen
     r = subprocess.run(_cmd(run), env=_env(), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert _all_loadable(run) == total

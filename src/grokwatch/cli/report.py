@@ -30,6 +30,7 @@ from grokwatch.cli.options import (
     PreRuleOpt,
     ReplicasOpt,
     RuleOpt,
+    SchedulerOpt,
     SeedOpt,
     TrapMinOpt,
     WorkersOpt,
@@ -156,6 +157,7 @@ def report(
     ] = True,
     fit: FitOpt = DEFAULT_SETTINGS.fit,
     workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     cache: CacheOpt = True,
     cache_path: CachePathOpt = None,
     layers: LayersOpt = None,
@@ -228,7 +230,7 @@ def report(
         except ValueError as e:
             error_line(f"--esd-steps: {e}")
             raise typer.Exit(ExitCode.USAGE) from None
-    scanned, missing = scan_runs(specs, settings, workers, cache, cache_path, rules)
+    scanned, missing = scan_runs(specs, settings, workers, cache, cache_path, rules, scheduler)
     runs = []
     bad = any(res.errors for _, res in scanned)
     for name, result in scanned:

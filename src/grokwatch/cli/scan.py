@@ -29,6 +29,7 @@ from grokwatch.cli.options import (
     PreRuleOpt,
     ReplicasOpt,
     RuleOpt,
+    SchedulerOpt,
     SeedOpt,
     TrapMinOpt,
     WorkersOpt,
@@ -54,6 +55,7 @@ def scan(
         ),
     ] = False,
     workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     cache: CacheOpt = True,
     cache_path: CachePathOpt = None,
     layers: LayersOpt = None,
@@ -96,10 +98,12 @@ def scan(
     )
     rules = rules_from(locals())
     if len(directories) > 1:
-        _scan_several(directories, settings, workers, cache, cache_path, rules, fmt, fit, traps, per_layer)
+        _scan_several(
+            directories, settings, workers, cache, cache_path, rules, fmt, fit, traps, per_layer, scheduler
+        )
         return
     directory = directories[0]
-    result = run_scan(directory, settings, workers, cache, cache_path, rules)
+    result = run_scan(directory, settings, workers, cache, cache_path, rules, scheduler)
     emit(
         result,
         fmt,
@@ -111,12 +115,14 @@ def scan(
 
 
 def _scan_several(
-    directories, settings, workers, cache, cache_path, rules, fmt, fit, traps, per_layer
+    directories, settings, workers, cache, cache_path, rules, fmt, fit, traps, per_layer, scheduler=None
 ) -> None:
     from grokwatch.cli.runs import emit_runs, named_runs, scan_runs
     from grokwatch.errors import ExitCode
 
-    results, missing = scan_runs(named_runs(directories), settings, workers, cache, cache_path, rules)
+    results, missing = scan_runs(
+        named_runs(directories), settings, workers, cache, cache_path, rules, scheduler
+    )
     emit_runs(results, fmt, title=f"grokwatch scan (fit={fit.value})", show_traps=traps, per_layer=per_layer)
     if missing:
         raise typer.Exit(ExitCode.NO_CHECKPOINTS)

@@ -35,6 +35,7 @@ from grokwatch.cli.options import (
     LayersOpt,
     OutputFormat,
     ReplicasOpt,
+    SchedulerOpt,
     SeedOpt,
     TrapMinOpt,
     WorkersOpt,
@@ -54,6 +55,7 @@ def traps(
     seed: SeedOpt = DEFAULT_SETTINGS.seed,
     replicas: ReplicasOpt = None,
     workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     cache: CacheOpt = True,
     cache_path: CachePathOpt = None,
     layers: LayersOpt = None,
@@ -95,7 +97,9 @@ def traps(
     )
     if plot is not None:
         check_output_dir(plot, "--plot")
-    result = run_scan(directory, settings, workers, cache, cache_path, PhaseRules(trap_min=trap_min))
+    result = run_scan(
+        directory, settings, workers, cache, cache_path, PhaseRules(trap_min=trap_min), scheduler
+    )
     if fmt == OutputFormat.json:
         sys.stdout.write(to_json(result.records) + "\n")
     elif fmt == OutputFormat.csv:

@@ -79,7 +79,8 @@ def scan(
     Prints one row per checkpoint (alpha per layer and a phase label) or, with
     --format json/csv, one record per (checkpoint, layer). Exit codes: 0 ok,
     2 usage error, 3 some file unreadable or unsafe (the rest is still
-    printed), 4 no checkpoints found.
+    printed), 4 no checkpoints found, 5 --scheduler unusable (no Dask, scheduler
+    unreachable or lost).
 
     Several folders (NAME=PATH to name one) are scanned one after the other:
     a table per run, or json/csv records with a leading `run` field; a folder

@@ -86,7 +86,8 @@ def traps(
     element mean or heavy-tailed element values: a trap (arXiv 2506.04434).
     Prints one row per (checkpoint, layer), or records with --format json/csv.
     Exit codes: 0 ok, 2 usage error, 3 some file unreadable or unsafe (the rest
-    is still printed), 4 no checkpoints found.
+    is still printed), 4 no checkpoints found, 5 --scheduler unusable (no Dask,
+    scheduler unreachable or lost).
     """
     from grokwatch.report.layer_figure import write_layer_figures
     from grokwatch.report.text import TRAP_COLUMNS, to_csv, to_json, traps_markdown, traps_table

@@ -89,25 +89,36 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             p.wait()
 
 
+_POPEN = {"start_new_session": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+
+
+def _start_scheduler(d: Path) -> tuple[subprocess.Popen, str]:
+    """`dask scheduler` on a free localhost port; returns it and its address once it listens."""
+    sched_file = d / "scheduler.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file", sched_file]
+        + ["--port", "0", "--no-dashboard", "--host", "127.0.0.1"],
+        cwd=d,
+        **_POPEN,
+    )
+    for _ in range(600):
+        try:
+            return proc, json.loads(sched_file.read_text())["address"]
+        except (OSError, ValueError, KeyError):
+            time.sleep(0.1)
+    _stop([proc])
+    raise RuntimeError("dask scheduler did not start in 60 s")
+
+
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
     """`dask scheduler` + two `dask worker` processes on localhost: yields the scheduler address."""
     d = tmp_path_factory.mktemp("dask-pair")
     sched_file = d / "scheduler.json"
     cli = [sys.executable, "-m"]
-    common = {"cwd": d, "start_new_session": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    procs = [
-        subprocess.Popen(
-            [*cli, "distributed.cli.dask_scheduler", "--scheduler-file", sched_file, "--port", "0"]
-            + ["--no-dashboard", "--host", "127.0.0.1"],
-            **common,
-        )
-    ]
+    common = {"cwd": d, **_POPEN}
+    procs = [_start_scheduler(d)[0]]
     try:
-        for _ in range(600):
-            if sched_file.exists() and sched_file.stat().st_size:
-                break
-            time.sleep(0.1)
         for _ in range(2):
             procs.append(
                 subprocess.Popen(
@@ -335,6 +346,23 @@ def test_unreachable_scheduler_is_one_line_and_exit_5(run_dir, monkeypatch):
     assert r.stdout == ""
     r = invoke("scan", run_dir, "--scheduler", "head-node", "--no-cache")
     assert r.exit_code == 2 and "--scheduler head-node: not a scheduler address" in r.stderr
+
+
+@pytest.mark.slow
+def test_scheduler_without_workers_is_exit_5_not_a_hang(run_dir, tmp_path, monkeypatch):
+    import grokwatch.dask_engine
+
+    monkeypatch.setattr(grokwatch.dask_engine, "WORKERS_TIMEOUT_S", 0.5)
+    proc, address = _start_scheduler(tmp_path)
+    try:
+        r = invoke("scan", run_dir, "--scheduler", address, "--no-cache")
+    finally:
+        _stop([proc])
+    assert r.exit_code == 5
+    assert r.stderr == (
+        f"grokwatch: error: the Dask scheduler at {address} has no workers (waited 0.5 s); "
+        f"start some: dask worker {address} --nthreads 1\n"
+    )
 
 
 def test_without_dask_scheduler_says_what_to_install(run_dir, monkeypatch):

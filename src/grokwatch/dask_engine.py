@@ -19,6 +19,7 @@ the missing checkpoints.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,10 +32,20 @@ from grokwatch.checkpoints import Checkpoint
 from grokwatch.errors import GrokwatchError, SchedulerError
 from grokwatch.pool import CHUNK
 
-__all__ = ["CONNECT_TIMEOUT_S", "INSTALL_HINT", "LOCAL", "analyze_on_cluster", "chunk_sizes"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "INSTALL_HINT",
+    "LOCAL",
+    "WORKERS_TIMEOUT_S",
+    "analyze_on_cluster",
+    "chunk_sizes",
+]
 
 LOCAL = "local"  # `--scheduler local`: start a LocalCluster for this scan
 CONNECT_TIMEOUT_S = 10.0  # how long to try an unreachable scheduler before saying so
+# how long a scheduler given by address may have no worker at all before the scan says so, rather
+# than wait for ever (a batch system may take a while to start them; a Client of your own waits)
+WORKERS_TIMEOUT_S = 60.0
 INSTALL_HINT = "--scheduler needs Dask: pip install 'grokwatch[dask]'"
 
 
@@ -112,8 +123,6 @@ def _client(scheduler: Any, workers: int | None) -> Iterator[Any]:
         yield scheduler
         return
     if scheduler == LOCAL:
-        import logging
-
         from grokwatch.pool import default_workers
 
         cluster = distributed.LocalCluster(
@@ -129,6 +138,17 @@ def _client(scheduler: Any, workers: int | None) -> Iterator[Any]:
         finally:
             cluster.close()
         return
+    # a lost scheduler is reported once, as a SchedulerError; not also as the client's own log line
+    log = logging.getLogger("distributed.client")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield from _connect(distributed, scheduler)
+    finally:
+        log.setLevel(level)
+
+
+def _connect(distributed, scheduler: str) -> Iterator[Any]:
     try:
         client = distributed.Client(str(scheduler), timeout=CONNECT_TIMEOUT_S)
     except ValueError as e:  # "missing port number in address 'head'"
@@ -140,6 +160,13 @@ def _client(scheduler: Any, workers: int | None) -> Iterator[Any]:
             f"cannot reach the Dask scheduler at {scheduler} within {CONNECT_TIMEOUT_S:g} s"
         ) from None
     with client:
+        try:
+            client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
+        except (TimeoutError, OSError):
+            raise SchedulerError(
+                f"the Dask scheduler at {scheduler} has no workers (waited {WORKERS_TIMEOUT_S:g} s); "
+                f"start some: dask worker {scheduler} --nthreads 1"
+            ) from None
         yield client
 
 

@@ -256,6 +256,13 @@ def test_local_cluster_unreadable_file_is_reported_like_a_local_scan(local_clien
     assert local.errors == ["local/step_00000002.safetensors: cannot open (No such file or directory)"]
     assert dask.errors == [e.replace("local/", "dask/") for e in local.errors]
     assert [r.step for r in dask.records] == [r.step for r in local.records] and len(dask.records) == 9
+    # given as an absolute path under the current folder, the file is named as given, absolute
+    write_run(tmp_path / "abs", steps=(1, 2))
+    _vanish_after_discovery(monkeypatch, str(tmp_path / "abs"), "step_00000002.safetensors")
+    absolute = grokwatch.scan_folder(tmp_path / "abs", cache=False, scheduler=local_client)
+    assert absolute.errors == [
+        f"{tmp_path}/abs/step_00000002.safetensors: cannot open (No such file or directory)"
+    ]
 
 
 @pytest.mark.slow

@@ -226,7 +226,8 @@ def analyze_on_cluster(
                 for i, res in zip(idx, results, strict=True):
                     if on_done:
                         on_done()
-                    yield i, _relative(res, prefix)
+                    # a path given absolute stays absolute, even under the current folder
+                    yield i, res if checkpoints[i].path.is_absolute() else _relative(res, prefix)
         finally:
             if futures:  # Ctrl-C, or the caller stopped early: leave nothing queued on the cluster
                 try:

@@ -182,6 +182,8 @@ def scan_folder(
     the records are the same as without it. See `grokwatch.dask_engine`.
     Raises NoCheckpointsError when the folder is missing or holds none; bad
     files are listed in `.errors` and the rest is still analysed.
+    With `scheduler`, raises SchedulerError when Dask is missing or the scheduler does not
+    answer (everything finished before is in the cache).
     """
     settings = settings or Settings()
     rules = rules or PhaseRules()

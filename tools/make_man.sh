@@ -18,7 +18,7 @@ command -v "$GROKWATCH" >/dev/null || { echo "make_man.sh: $GROKWATCH not on PAT
 
 export TYPER_USE_RICH=0 COLUMNS=80 TERM=dumb NO_COLOR=1 LC_ALL=C.UTF-8 LANG=C.UTF-8
 export SOURCE_DATE_EPOCH=1767225600  # 2026-01-01: the date printed in every page's footer
-unset GROKWATCH_FORMAT GROKWATCH_WORKERS GROKWATCH_CACHE GROKWATCH_FIT GROKWATCH_FAIL_ON GROKWATCH_WATCH_FORMAT GROKWATCH_EXIT_ON GROKWATCH_EVENTS || true
+unset GROKWATCH_FORMAT GROKWATCH_WORKERS GROKWATCH_CACHE GROKWATCH_FIT GROKWATCH_FAIL_ON GROKWATCH_WATCH_FORMAT GROKWATCH_EXIT_ON GROKWATCH_EVENTS GROKWATCH_SCHEDULER || true
 version="$("$GROKWATCH" --version | awk '{print $NF}')"
 commands=(scan traps report train watch)
 
@@ -44,6 +44,7 @@ chmod +x "$tmp/bin/grokwatch"
   echo ".TP"; echo ".B 2"; echo "Usage error (unknown option, bad value), or an output file that cannot be written."
   echo ".TP"; echo ".B 3"; echo "A checkpoint was unreadable or unsafe (e.g. a pickle that would import code); the rest was still processed."
   echo ".TP"; echo ".B 4"; echo "No checkpoints found (missing or empty folder)."
+  echo ".TP"; echo ".B 5"; echo "--scheduler: Dask is not installed (pip install 'grokwatch[dask]'), or the scheduler is unreachable, has no workers or was lost mid-scan; finished checkpoints are cached, rerun to resume."
   echo ".TP"; echo ".B 130"; echo "Interrupted (grokwatch train saves a checkpoint first); grokwatch watch exits 0 on Ctrl-C."
   echo "[ENVIRONMENT]"
   echo "Main options have GROKWATCH_* twins (listed with each option in the command pages)."

@@ -6,7 +6,7 @@
 #   bash tools/test.sh -m "not slow"   # skip the longer end-to-end tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. tools/venv.sh dev,test,lightning,hf
+. tools/venv.sh dev,test,lightning,hf,dask
 # help2man regenerates the man pages in a test; chromium measures and screenshots the HTML report.
 # Without them those tests skip (and say so).
 missing=""

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["CheckpointError", "ConfigMismatchError", "ExitCode", "GrokwatchError", "NoCheckpointsError"]
+__all__ = [
+    "CheckpointError",
+    "ConfigMismatchError",
+    "ExitCode",
+    "GrokwatchError",
+    "NoCheckpointsError",
+    "SchedulerError",
+]
 
 
 class ExitCode(IntEnum):
@@ -19,6 +26,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # Typer/click usage errors, unwritable output, a train config mismatch
     BAD_INPUT = 3  # an unreadable, corrupt or unsafe checkpoint (the rest was still processed)
     NO_CHECKPOINTS = 4  # the folder is missing, empty, or holds no checkpoint
+    SCHEDULER = 5  # --scheduler: Dask not installed, the scheduler unreachable or lost (rerun resumes)
     INTERRUPTED = 130  # Ctrl-C (train saves a checkpoint first)
 
 
@@ -49,3 +57,12 @@ class ConfigMismatchError(GrokwatchError):
     """A training run folder holds checkpoints of a different configuration."""
 
     exit_code = ExitCode.USAGE
+
+
+class SchedulerError(GrokwatchError):
+    """The Dask cluster cannot be used: the extra is not installed, or its scheduler does not answer.
+
+    Its own exit code, because a script should retry it (what finished is cached), not fix its input.
+    """
+
+    exit_code = ExitCode.SCHEDULER

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from grokwatch.analyze import CheckpointResult, Settings, analyze_checkpoints
 from grokwatch.checkpoints import Checkpoint, discover
@@ -162,6 +162,7 @@ def scan_folder(
     cache: bool | str | Path = True,
     rules: PhaseRules | None = None,
     progress: Callable[[int], Callable[[], None]] | None = None,
+    scheduler: str | Any | None = None,
 ) -> ScanResult:
     """Analyse every layer of every checkpoint under `root` and label each checkpoint's phase.
 
@@ -176,8 +177,13 @@ def scan_folder(
     cache: True for `<root>/.grokwatch-cache.sqlite`, a path, or False.
     progress: called once with the number of checkpoints to compute; returns a
     callable ticked after each one (the CLI's progress bar).
+    scheduler: run the work on Dask instead of local processes (`pip install 'grokwatch[dask]'`):
+    "local" (a LocalCluster of `workers` processes), "tcp://host:8786", or a `distributed.Client`;
+    the records are the same as without it. See `grokwatch.dask_engine`.
     Raises NoCheckpointsError when the folder is missing or holds none; bad
     files are listed in `.errors` and the rest is still analysed.
+    With `scheduler`, raises SchedulerError when Dask is missing or the scheduler does not
+    answer (everything finished before is in the cache).
     """
     settings = settings or Settings()
     rules = rules or PhaseRules()
@@ -212,8 +218,14 @@ def scan_folder(
     tick = progress(len(todo)) if progress else None
     nworkers = workers if workers is not None else default_workers()
     work = [checkpoints[i] for i in todo]
-    start_s = worker_start_seconds(uses_torch=any(_needs_torch(ck) for ck in work))
-    for j, res in run(analyze_checkpoints, work, (settings,), nworkers, tick, start_s=start_s):
+    if scheduler is not None:
+        from grokwatch.dask_engine import analyze_on_cluster
+
+        done = analyze_on_cluster(scheduler, work, settings, workers, tick)
+    else:
+        start_s = worker_start_seconds(uses_torch=any(_needs_torch(ck) for ck in work))
+        done = run(analyze_checkpoints, work, (settings,), nworkers, tick, start_s=start_s)
+    for j, res in done:
         i = todo[j]
         results[i] = res
         if store is not None and idents.get(i):

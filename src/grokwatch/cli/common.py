@@ -108,13 +108,22 @@ def no_checkpoints(message: str) -> None:
     raise typer.Exit(ExitCode.NO_CHECKPOINTS)
 
 
-def run_scan(directory: Path, settings, workers: int | None, cache: bool, cache_path: Path | None, rules):
+def run_scan(
+    directory: Path,
+    settings,
+    workers: int | None,
+    cache: bool,
+    cache_path: Path | None,
+    rules,
+    scheduler: str | None = None,
+):
     """scan_folder with a progress bar on an interactive stderr and one-line errors.
 
     Exits 4 when there are no checkpoints; bad files are printed, one line each,
     and returned in `.errors` so the command can exit 3 after printing results.
+    A --scheduler that cannot be used is one line and exit 5 (2 for a malformed address).
     """
-    from grokwatch.errors import NoCheckpointsError
+    from grokwatch.errors import GrokwatchError, NoCheckpointsError
     from grokwatch.scan import scan_folder
 
     progress = None
@@ -145,6 +154,7 @@ def run_scan(directory: Path, settings, workers: int | None, cache: bool, cache_
                     rules=rules,
                     progress=progress,
                     cache=(cache_path or True) if cache else False,
+                    scheduler=scheduler,
                 )
         else:
             result = scan_folder(
@@ -153,9 +163,13 @@ def run_scan(directory: Path, settings, workers: int | None, cache: bool, cache_
                 workers=workers,
                 rules=rules,
                 cache=(cache_path or True) if cache else False,
+                scheduler=scheduler,
             )
     except NoCheckpointsError as e:
         no_checkpoints(str(e))
+    except GrokwatchError as e:  # --scheduler: Dask missing, a bad address, an unreachable scheduler
+        error_line(str(e))
+        raise typer.Exit(e.exit_code) from None
     for line in result.errors:
         error_line(line)
     for line in result.warnings:

@@ -46,6 +46,17 @@ WorkersOpt = Annotated[
         show_default="all cores",
     ),
 ]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        envvar="GROKWATCH_SCHEDULER",
+        help="Analyse on a Dask cluster: a scheduler address (tcp://HOST:8786), or 'local' for a "
+        "LocalCluster of --workers processes. Needs pip install 'grokwatch[dask]'; workers read the "
+        "checkpoints from the same paths.",
+        show_default="local worker processes",
+    ),
+]
 CacheOpt = Annotated[
     bool,
     typer.Option(

@@ -31,6 +31,7 @@ from grokwatch.cli.options import (
     PreRuleOpt,
     ReplicasOpt,
     RuleOpt,
+    SchedulerOpt,
     SeedOpt,
     TrapMinOpt,
     WorkersOpt,
@@ -157,6 +158,7 @@ def report(
     ] = True,
     fit: FitOpt = DEFAULT_SETTINGS.fit,
     workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     cache: CacheOpt = True,
     cache_path: CachePathOpt = None,
     layers: LayersOpt = None,
@@ -192,7 +194,8 @@ def report(
 
     Exit codes: 0 ok; 1 a checkpoint at or above --fail-on (unless --exit-zero);
     2 usage error; 3 some file unreadable or unsafe (the report covers the rest);
-    4 no checkpoints found (in any of several folders: the others are reported).
+    4 no checkpoints found (in any of several folders: the others are reported);
+    5 --scheduler unusable (no Dask, scheduler unreachable or lost).
     """
     from grokwatch.checkpoints.atomic import write_atomic
     from grokwatch.report.model import build_report
@@ -231,7 +234,7 @@ def report(
         except ValueError as e:
             error_line(f"--esd-steps: {e}")
             raise typer.Exit(ExitCode.USAGE) from None
-    scanned, missing = scan_runs(specs, settings, workers, cache, cache_path, rules)
+    scanned, missing = scan_runs(specs, settings, workers, cache, cache_path, rules, scheduler)
     runs = []
     bad = any(res.errors for _, res in scanned)
     for name, result in scanned:

@@ -36,6 +36,7 @@ from grokwatch.cli.options import (
     LayersOpt,
     OutputFormat,
     ReplicasOpt,
+    SchedulerOpt,
     SeedOpt,
     TrapMinOpt,
     WorkersOpt,
@@ -55,6 +56,7 @@ def traps(
     seed: SeedOpt = DEFAULT_SETTINGS.seed,
     replicas: ReplicasOpt = None,
     workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     cache: CacheOpt = True,
     cache_path: CachePathOpt = None,
     layers: LayersOpt = None,
@@ -86,7 +88,8 @@ def traps(
     element mean or heavy-tailed element values: a trap (arXiv 2506.04434).
     Prints one row per (checkpoint, layer), or records with --format json/csv.
     Exit codes: 0 ok, 2 usage error, 3 some file unreadable or unsafe (the rest
-    is still printed), 4 no checkpoints found.
+    is still printed), 4 no checkpoints found, 5 --scheduler unusable (no Dask,
+    scheduler unreachable or lost).
     """
     from grokwatch.report.layer_figure import write_layer_figures
     from grokwatch.report.text import TRAP_COLUMNS, to_csv, to_json, traps_markdown, traps_table
@@ -102,7 +105,9 @@ def traps(
     )
     if plot is not None:
         check_output_dir(plot, "--plot")
-    result = run_scan(directory, settings, workers, cache, cache_path, PhaseRules(trap_min=trap_min))
+    result = run_scan(
+        directory, settings, workers, cache, cache_path, PhaseRules(trap_min=trap_min), scheduler
+    )
     if fmt == OutputFormat.json:
         sys.stdout.write(to_json(result.records) + "\n")
     elif fmt == OutputFormat.csv:

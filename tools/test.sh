@@ -11,10 +11,11 @@ cd "$(dirname "$0")/.."
 # installed above (hence no build isolation, and no CUDA ops); if it cannot be installed, that test
 # skips and says so.
 if ! python -c "import deepspeed" 2>/dev/null; then
-  python -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > .venv-torch-pin.txt
-  DS_BUILD_OPS=0 python -m pip install -q --no-build-isolation -c .venv-torch-pin.txt deepspeed ||
+  pin="$(mktemp)"
+  python -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > "$pin"
+  DS_BUILD_OPS=0 python -m pip install -q --no-build-isolation -c "$pin" deepspeed ||
     echo "warning: could not install deepspeed; its layout test will skip" >&2
-  rm -f .venv-torch-pin.txt
+  rm -f "$pin"
 fi
 # help2man regenerates the man pages in a test; chromium measures and screenshots the HTML report.
 # Without them those tests skip (and say so).

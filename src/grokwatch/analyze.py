@@ -17,7 +17,14 @@ from grokwatch.checkpoints import Checkpoint, TensorReader, TensorRef, tensor_re
 from grokwatch.errors import CheckpointError
 from grokwatch.records import LayerRecord
 from grokwatch.settings import Settings
-from grokwatch.spectral.esd import NonFiniteError, analysable, esd, oriented_shape, spectrum_metrics
+from grokwatch.spectral.esd import (
+    SCRATCH_MAX,
+    NonFiniteError,
+    analysable,
+    esd,
+    oriented_shape,
+    spectrum_metrics,
+)
 from grokwatch.spectral.powerlaw import fit_tail
 
 __all__ = [
@@ -26,11 +33,17 @@ __all__ = [
     "analyze_checkpoint",
     "analyze_checkpoints",
     "analyze_matrix",
+    "fit_values",
+    "layer_matrix_values",
     "layer_seed",
     "layer_spectra",
     "matrix_spectrum",
+    "new_record",
+    "read_weights",
     "select",
+    "set_fields",
     "spectrum_fields",
+    "why_nothing",
 ]
 
 
@@ -78,9 +91,9 @@ def analyze_matrix(
     W = W.detach().cpu().double().numpy() if hasattr(W, "detach") else np.asarray(W)
     rec = LayerRecord(checkpoint=checkpoint, step=step, layer=layer, shape=list(W.shape))
     vals, evals = matrix_spectrum(W, settings, layer)
-    _set(rec, vals)
+    set_fields(rec, vals)
     if evals is not None:
-        _set(rec, spectrum_fields(evals, settings))
+        set_fields(rec, spectrum_fields(evals, settings))
     return rec
 
 
@@ -169,7 +182,7 @@ def analyze_checkpoint(ck: Checkpoint, settings: Settings) -> CheckpointResult:
     return analyze_checkpoints([ck], settings)[0]
 
 
-def _why_nothing(ck: Checkpoint, refs: list[TensorRef], settings: Settings) -> str:
+def why_nothing(ck: Checkpoint, refs: list[TensorRef], settings: Settings) -> str:
     """One line saying why a checkpoint gave no layer to analyse."""
     if not refs:
         return f"{ck.path}: no analysable tensor (no floating-point weights found)"
@@ -206,6 +219,48 @@ def _extra(ck: Checkpoint, r: TensorRef) -> dict:
     return extra
 
 
+def new_record(ck: Checkpoint, r: TensorRef) -> LayerRecord:
+    """The record of one selected layer before its numbers: names, shape, accuracies, provenance."""
+    return LayerRecord(
+        checkpoint=ck.rel,
+        step=ck.step,
+        layer=r.layer,
+        shape=list(r.shape),
+        train_acc=_float_meta(ck.meta, "train_acc"),
+        test_acc=_float_meta(ck.meta, "test_acc"),
+        extra=_extra(ck, r),
+    )
+
+
+def read_weights(reader: TensorReader, r: TensorRef) -> np.ndarray:
+    """One layer's weights; a large one straight into float64, so it is never held twice.
+
+    Why: above SCRATCH_MAX the Gram step would copy a float32 array into a fresh
+    float64 one (12 bytes per element at the peak); reading float64 directly costs
+    8 and gives the same values (bf16 and float32 widen exactly).
+    """
+    wide = 8 * int(np.prod(r.shape)) > SCRATCH_MAX
+    return reader.read(r, wide=wide)
+
+
+def layer_matrix_values(
+    reader: TensorReader, r: TensorRef, settings: Settings
+) -> tuple[dict, np.ndarray | None]:
+    """`matrix_spectrum` of one layer read from its file; a CheckpointError (unreadable file) propagates."""
+    try:
+        return matrix_spectrum(read_weights(reader, r), settings, r.layer)
+    except (ValueError, np.linalg.LinAlgError) as e:
+        return {"error": f"analysis failed: {e}"}, None
+
+
+def fit_values(evals: np.ndarray, settings: Settings) -> dict:
+    """`spectrum_fields`, with a failure as the record's error rather than an exception."""
+    try:
+        return spectrum_fields(evals, settings)
+    except (ValueError, np.linalg.LinAlgError) as e:
+        return {"error": f"analysis failed: {e}"}
+
+
 def analyze_checkpoints(cks: list[Checkpoint], settings: Settings) -> list[CheckpointResult]:
     """`analyze_checkpoint` for several checkpoints: every eigensolve first, then every fit.
 
@@ -219,41 +274,27 @@ def analyze_checkpoints(cks: list[Checkpoint], settings: Settings) -> list[Check
         try:
             all_refs = tensor_refs(ck)
             refs = select(all_refs, settings)
-            train_acc, test_acc = _float_meta(ck.meta, "train_acc"), _float_meta(ck.meta, "test_acc")
             records = []
             with TensorReader() as reader:
                 for r in refs:
-                    rec = LayerRecord(
-                        checkpoint=ck.rel,
-                        step=ck.step,
-                        layer=r.layer,
-                        shape=list(r.shape),
-                        train_acc=train_acc,
-                        test_acc=test_acc,
-                        extra=_extra(ck, r),
-                    )
-                    try:
-                        vals, evals = matrix_spectrum(reader.read(r), settings, r.layer)
-                    except (ValueError, np.linalg.LinAlgError) as e:
-                        vals, evals = {"error": f"analysis failed: {e}"}, None
-                    _set(rec, vals)
+                    rec = new_record(ck, r)
+                    vals, evals = layer_matrix_values(reader, r, settings)
+                    set_fields(rec, vals)
                     records.append(rec)
                     if evals is not None:
                         pending.append((rec, evals))
             notes = list(ck.notes)
             if not records:
-                notes.append(_why_nothing(ck, all_refs, settings))
+                notes.append(why_nothing(ck, all_refs, settings))
             results.append(CheckpointResult(ck.rel, ck.step, records, notes=notes, step_unit=ck.step_unit))
         except CheckpointError as e:
             results.append(CheckpointResult(ck.rel, ck.step, [], error=str(e)))
     for rec, evals in pending:
-        try:
-            _set(rec, spectrum_fields(evals, settings))
-        except (ValueError, np.linalg.LinAlgError) as e:
-            _set(rec, {"error": f"analysis failed: {e}"})
+        set_fields(rec, fit_values(evals, settings))
     return results
 
 
-def _set(rec: LayerRecord, vals: dict) -> None:
+def set_fields(rec: LayerRecord, vals: dict) -> None:
+    """Copy computed fields onto a record (in order: a later "error" wins, as it should)."""
     for k, v in vals.items():
         setattr(rec, k, v)

@@ -111,6 +111,7 @@ def run(
     workers: int = 1,
     on_done: Callable[[], None] | None = None,
     start_s: float | None = None,
+    min_work_s: float = 0.0,
 ) -> Iterator[tuple[int, R]]:
     """Yield (index, result) as items finish, where fn(list_of_items, *args) returns one
     result per item; `on_done` ticks a progress bar once per item.
@@ -126,7 +127,10 @@ def run(
     per worker for nothing (the second item is timed when there is one: the first
     pays this process's imports). `workers` is an upper bound: the count used is
     chosen from that timing and `start_s`, one worker's start-up (~2.3 s when
-    it must import torch for .pt files), see `workers_for`.
+    it must import torch for .pt files), see `workers_for`. `min_work_s`, a lower
+    bound on the seconds of all the work (the caller's estimate from matrix
+    shapes), skips that timing when it already pays for every worker: a big
+    checkpoint split by layer would otherwise run its first two layers alone.
     """
     import time
     from concurrent.futures import FIRST_COMPLETED, wait
@@ -147,6 +151,9 @@ def run(
     lo, hi = 0, len(items)  # items[lo:hi] are not yet handed out
     with threadpool_limits(1):
         warm = workers > 1 and _pool is not None and _pool[0] == workers - 1
+        start = POOL_START_S if start_s is None else start_s
+        if not warm and workers > 1 and workers_for(min_work_s, start, workers) == workers:
+            warm = True  # sure to pay: start the pool now
         if not warm:
             t0 = time.perf_counter()
             yield from done_here(0, 1)
@@ -158,7 +165,6 @@ def run(
                 yield from done_here(1, 2)
                 lo = 2
                 per_item = time.perf_counter() - t0
-            start = POOL_START_S if start_s is None else start_s
             workers = workers_for(per_item * (hi - lo), start, workers)
             if workers <= 1:
                 while lo < hi:

@@ -25,6 +25,7 @@ from grokwatch.errors import NoCheckpointsError
 from grokwatch.phases import PhaseRules, label_records
 from grokwatch.pool import default_workers, run, worker_start_seconds
 from grokwatch.records import COLUMNS, LayerRecord
+from grokwatch.split import analyze_split, should_split
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -162,6 +163,7 @@ def scan_folder(
     cache: bool | str | Path = True,
     rules: PhaseRules | None = None,
     progress: Callable[[int], Callable[[], None]] | None = None,
+    split: bool | None = None,
 ) -> ScanResult:
     """Analyse every layer of every checkpoint under `root` and label each checkpoint's phase.
 
@@ -174,8 +176,10 @@ def scan_folder(
 
     rules: the phase thresholds (kept in `result.rules`, so `build_report(result)` uses the same).
     cache: True for `<root>/.grokwatch-cache.sqlite`, a path, or False.
-    progress: called once with the number of checkpoints to compute; returns a
-    callable ticked after each one (the CLI's progress bar).
+    progress: called once with the number of checkpoints to compute (of layers,
+    when split); returns a callable ticked after each one (the CLI's progress bar).
+    split: hand out layers rather than checkpoints; None decides (few or large
+    checkpoints, see `grokwatch.split.should_split`). Records are identical either way.
     Raises NoCheckpointsError when the folder is missing or holds none; bad
     files are listed in `.errors` and the rest is still analysed.
     """
@@ -209,11 +213,17 @@ def scan_folder(
             results[i] = hit
         else:
             todo.append(i)
-    tick = progress(len(todo)) if progress else None
     nworkers = workers if workers is not None else default_workers()
     work = [checkpoints[i] for i in todo]
     start_s = worker_start_seconds(uses_torch=any(_needs_torch(ck) for ck in work))
-    for j, res in run(analyze_checkpoints, work, (settings,), nworkers, tick, start_s=start_s):
+    if split is None:
+        split = should_split(work, nworkers)
+    if split:  # few or large checkpoints: layers are the unit of work (and of progress)
+        done = analyze_split(work, settings, nworkers, progress, start_s=start_s)
+    else:
+        tick = progress(len(todo)) if progress else None
+        done = run(analyze_checkpoints, work, (settings,), nworkers, tick, start_s=start_s)
+    for j, res in done:
         i = todo[j]
         results[i] = res
         if store is not None and idents.get(i):

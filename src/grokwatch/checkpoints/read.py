@@ -168,14 +168,14 @@ class TensorReader:
         self._torch: tuple[str, dict] | None = None
         self._st: dict[str, tuple[object, dict, int]] = {}
 
-    def _raw(self, file: str, key: str) -> np.ndarray:
+    def _raw(self, file: str, key: str, wide: bool = False) -> np.ndarray:
         if file.endswith(".safetensors"):
             try:
                 if file not in self._st:
                     header, start = safetensors_header(Path(file))
                     self._st[file] = (open(file, "rb"), header, start)
                 fh, header, start = self._st[file]
-                return read_safetensors(fh, header, start, key)
+                return read_safetensors(fh, header, start, key, wide)
             except CheckpointError:
                 raise
             except Exception as e:  # noqa: BLE001
@@ -187,12 +187,15 @@ class TensorReader:
                 self._torch = (file, read_dcp_state(file))
             else:
                 self._torch = (file, read_torch_state(file).tensors)
-        t = self._torch[1][key]
-        return t.detach().float().numpy() if str(t.dtype) == "torch.bfloat16" else t.detach().numpy()
+        t = self._torch[1][key].detach()
+        if wide:  # from the memory-mapped tensor straight to float64 (exact for every float dtype)
+            return t.double().numpy()
+        return t.float().numpy() if str(t.dtype) == "torch.bfloat16" else t.numpy()
 
-    def read(self, ref: TensorRef) -> np.ndarray:
+    def read(self, ref: TensorRef, wide: bool = False) -> np.ndarray:
+        """The tensor as numpy (bf16 as float32); `wide` for float64, read without a float32 copy."""
         if ref.key_b is None:
-            return self._raw(ref.file, ref.key)
+            return self._raw(ref.file, ref.key, wide)
         a = self._raw(ref.file, ref.key).astype(np.float64)
         b = self._raw(ref.file, ref.key_b).astype(np.float64)
         return ref.scale * (b.reshape(b.shape[0], -1) @ a.reshape(a.shape[0], -1))

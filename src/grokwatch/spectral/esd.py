@@ -87,10 +87,13 @@ def gram_eigenvalues(W: np.ndarray) -> np.ndarray:
     SVD of W; values agree with svd(W)**2 to ~1e-14 relative to lambda_max.
     """
     W = np.asarray(W)
-    A = _buffer("A", W.shape)
-    np.copyto(
-        A, W
-    )  # float32/16 -> float64, exact; cast before orienting: a straight, not a transposing, copy
+    if W.dtype == np.float64 and W.flags.c_contiguous and 8 * W.size > SCRATCH_MAX:
+        A = W  # a large layer read as float64: a copy would double the peak memory of the scan
+    else:
+        A = _buffer("A", W.shape)
+        np.copyto(
+            A, W
+        )  # float32/16 -> float64, exact; cast before orienting: a straight, not a transposing, copy
     if A.shape[0] < A.shape[1]:
         A = A.T
     G = np.matmul(A.T, A, out=_buffer("G", (A.shape[1], A.shape[1])))  # numpy uses BLAS syrk here

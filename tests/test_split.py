@@ -1,0 +1,177 @@
+"""Per-layer splitting: records identical (bitwise, same order) to per-checkpoint work for any -j,
+bad files named while the rest goes on, one progress tick per layer, large layers read as float64
+without changing a value."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from helpers import write_run
+from safetensors.torch import save_file as save_torch
+
+import grokwatch
+import grokwatch.pool as pool
+from grokwatch.checkpoints import safetensors_file
+from grokwatch.settings import Settings
+from grokwatch.split import layer_flops, should_split
+
+esd_mod = importlib.import_module("grokwatch.spectral.esd")  # the package re-exports a function named esd
+
+
+def _llama_like(folder, d=48, seed=0, shards=2):
+    """A tiny Llama-shaped block, bf16, sharded with an index (as the hub writes them)."""
+    rng = np.random.default_rng(seed)
+    f = int(round(2.6875 * d))
+    shapes = {
+        **{f"model.layers.0.self_attn.{p}_proj.weight": (d, d) for p in "qkvo"},
+        "model.layers.0.mlp.gate_proj.weight": (f, d),
+        "model.layers.0.mlp.up_proj.weight": (f, d),
+        "model.layers.0.mlp.down_proj.weight": (d, f),
+        "model.layers.0.input_layernorm.weight": (d,),
+    }
+    tensors = {
+        k: torch.from_numpy(rng.standard_t(3.0, size=s).astype(np.float32)).to(torch.bfloat16)
+        for k, s in shapes.items()
+    }
+    keys = list(tensors)
+    folder.mkdir(parents=True)
+    weight_map = {}
+    for i in range(shards):
+        name = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+        part = {k: tensors[k] for k in keys[i::shards]}
+        save_torch(part, str(folder / name), metadata={"format": "pt"})
+        weight_map.update({k: name for k in part})
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": weight_map})
+    )
+    return folder
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    """Three MLP checkpoints, a sharded bf16 block and a torch file: every reader the split path uses."""
+    root = write_run(tmp_path / "run")
+    _llama_like(root / "checkpoint-2000")
+    rng = np.random.default_rng(5)
+    torch.save(
+        {
+            "model": {"fc.weight": torch.from_numpy(rng.normal(size=(60, 90)).astype(np.float32))},
+            "step": 3000,
+        },
+        root / "extra_step_3000.pt",
+    )
+    return root
+
+
+def _dicts(res):
+    return [r.to_dict() for r in res.records]
+
+
+@pytest.mark.parametrize("traps", [False, True])
+def test_split_records_identical_for_any_workers(mixed, monkeypatch, traps):
+    monkeypatch.setattr(pool, "POOL_START_S", 0.0)  # force a real pool even for tiny work
+    monkeypatch.setattr(pool, "TORCH_IMPORT_S", 0.0)
+    s = Settings(traps=traps)
+    whole = grokwatch.scan_folder(mixed, s, workers=1, cache=False, split=False)
+    assert len(whole.records) == 3 * 3 + 7 + 1 and not whole.errors
+    try:
+        for workers in (1, 2, 3):
+            pool.shutdown()
+            got = grokwatch.scan_folder(mixed, s, workers=workers, cache=False, split=True)
+            assert _dicts(got) == _dicts(whole), workers  # bitwise: floats compared with ==
+            assert [c.rel for c in got.checkpoints] == [c.rel for c in whole.checkpoints]
+    finally:
+        pool.shutdown()
+
+
+def test_split_gives_one_tick_per_layer(mixed):
+    totals, ticks = [], []
+
+    def progress(n):
+        totals.append(n)
+        return lambda: ticks.append(1)
+
+    res = grokwatch.scan_folder(mixed, workers=1, cache=False, split=True, progress=progress)
+    assert totals == [len(res.records)] and len(ticks) == len(res.records)
+
+
+def test_split_bad_file_is_named_and_the_rest_goes_on(mixed, monkeypatch):
+    shard = mixed / "checkpoint-2000" / "model-00002-of-00002.safetensors"
+    raw = shard.read_bytes()
+    # keep the header, lose the data: the header check names the shard before any tensor is read
+    shard.write_bytes(raw[: len(raw) // 2])
+    (mixed / "step_00005000.safetensors").write_bytes(b"not a safetensors file")
+    whole = grokwatch.scan_folder(mixed, workers=1, cache=False, split=False)
+    monkeypatch.setattr(pool, "POOL_START_S", 0.0)
+    try:
+        split = grokwatch.scan_folder(mixed, workers=2, cache=False, split=True)
+    finally:
+        pool.shutdown()
+    assert split.errors == whole.errors and len(split.errors) == 2
+    assert any(str(shard) in e for e in split.errors)
+    assert _dicts(split) == _dicts(whole) and len(split.records) == 3 * 3 + 1
+
+
+def test_unreadable_layer_fails_its_checkpoint_as_before(tmp_path, monkeypatch):
+    """A tensor whose bytes cannot be read (here: a reader fault) fails the whole file in both paths."""
+    root = write_run(tmp_path / "run")
+    real = safetensors_file.read_safetensors
+
+    def faulty(fh, header, start, key, wide=False):
+        if "step_00000100" in fh.name and key == "fc2.weight":
+            raise grokwatch.errors.CheckpointError(fh.name, f"cannot read {key} (planted)")
+        return real(fh, header, start, key, wide)
+
+    monkeypatch.setattr("grokwatch.checkpoints.read.read_safetensors", faulty)
+    whole = grokwatch.scan_folder(root, workers=1, cache=False, split=False)
+    split = grokwatch.scan_folder(root, workers=1, cache=False, split=True)
+    assert whole.errors == split.errors and "fc2.weight (planted)" in split.errors[0]
+    assert _dicts(whole) == _dicts(split) and len(split.records) == 6
+
+
+def test_should_split(tmp_path):
+    root = write_run(tmp_path / "run", steps=tuple(range(1, 21)))
+    cks, _ = grokwatch.checkpoints.discover(root)
+    assert not should_split(cks, 1)  # small files, one process: per checkpoint, as before
+    assert not should_split(cks, 2)  # 20 checkpoints keep 2 processes busy
+    assert should_split(cks[:3], 2)  # too few for 2 processes
+    assert layer_flops((300, 100)) == 300 * 100**2 + 4 / 3 * 100**3
+    assert layer_flops((100, 300, 3, 3)) == 9 * layer_flops((300, 100))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_wide_read_equals_the_exact_widening(tmp_path, monkeypatch, dtype):
+    """float64 read in small chunks == torch's own widening of the same values."""
+    monkeypatch.setattr(safetensors_file, "READ_CHUNK", 1000)  # many chunks, one ending mid-row
+    t = torch.randn(37, 101).to(dtype)
+    path = tmp_path / "w.safetensors"
+    save_torch({"w": t}, str(path))
+    header, start = safetensors_file.safetensors_header(path)
+    with open(path, "rb") as fh:
+        wide = safetensors_file.read_safetensors(fh, header, start, "w", wide=True)
+        narrow = safetensors_file.read_safetensors(fh, header, start, "w")
+    assert wide.dtype == np.float64 and wide.shape == (37, 101)
+    assert np.array_equal(wide, t.double().numpy()) and np.array_equal(wide, narrow.astype(np.float64))
+
+
+def test_float64_input_skips_the_copy_with_identical_eigenvalues(monkeypatch):
+    monkeypatch.setattr(esd_mod, "SCRATCH_MAX", 0)  # every layer counts as large
+    rng = np.random.default_rng(0)
+    for shape in [(120, 80), (80, 120)]:
+        W32 = rng.standard_t(2.5, size=shape).astype(np.float32)
+        assert np.array_equal(esd_mod.esd(W32), esd_mod.esd(W32.astype(np.float64)))
+
+
+def test_large_layers_in_a_scan_match_the_float32_read(tmp_path, monkeypatch):
+    """The wide read (taken above SCRATCH_MAX) leaves every record as the float32 read gives it."""
+    root = tmp_path / "run"
+    _llama_like(root / "checkpoint-1", d=40)
+    before = grokwatch.scan_folder(root, Settings(traps=True), workers=1, cache=False)
+    monkeypatch.setattr("grokwatch.analyze.SCRATCH_MAX", 0)
+    monkeypatch.setattr(esd_mod, "SCRATCH_MAX", 0)
+    after = grokwatch.scan_folder(root, Settings(traps=True), workers=1, cache=False)
+    assert _dicts(before) == _dicts(after)

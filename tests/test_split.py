@@ -5,12 +5,11 @@ without changing a value."""
 from __future__ import annotations
 
 import importlib
-import json
 
 import numpy as np
 import pytest
 import torch
-from helpers import write_run
+from helpers import llama_block, write_run
 from safetensors.torch import save_file as save_torch
 
 import grokwatch
@@ -22,40 +21,11 @@ from grokwatch.split import layer_flops, should_split
 esd_mod = importlib.import_module("grokwatch.spectral.esd")  # the package re-exports a function named esd
 
 
-def _llama_like(folder, d=48, seed=0, shards=2):
-    """A tiny Llama-shaped block, bf16, sharded with an index (as the hub writes them)."""
-    rng = np.random.default_rng(seed)
-    f = int(round(2.6875 * d))
-    shapes = {
-        **{f"model.layers.0.self_attn.{p}_proj.weight": (d, d) for p in "qkvo"},
-        "model.layers.0.mlp.gate_proj.weight": (f, d),
-        "model.layers.0.mlp.up_proj.weight": (f, d),
-        "model.layers.0.mlp.down_proj.weight": (d, f),
-        "model.layers.0.input_layernorm.weight": (d,),
-    }
-    tensors = {
-        k: torch.from_numpy(rng.standard_t(3.0, size=s).astype(np.float32)).to(torch.bfloat16)
-        for k, s in shapes.items()
-    }
-    keys = list(tensors)
-    folder.mkdir(parents=True)
-    weight_map = {}
-    for i in range(shards):
-        name = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
-        part = {k: tensors[k] for k in keys[i::shards]}
-        save_torch(part, str(folder / name), metadata={"format": "pt"})
-        weight_map.update({k: name for k in part})
-    (folder / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {}, "weight_map": weight_map})
-    )
-    return folder
-
-
 @pytest.fixture
 def mixed(tmp_path):
     """Three MLP checkpoints, a sharded bf16 block and a torch file: every reader the split path uses."""
     root = write_run(tmp_path / "run")
-    _llama_like(root / "checkpoint-2000")
+    llama_block(root / "checkpoint-2000")
     rng = np.random.default_rng(5)
     torch.save(
         {
@@ -169,7 +139,7 @@ def test_float64_input_skips_the_copy_with_identical_eigenvalues(monkeypatch):
 def test_large_layers_in_a_scan_match_the_float32_read(tmp_path, monkeypatch):
     """The wide read (taken above SCRATCH_MAX) leaves every record as the float32 read gives it."""
     root = tmp_path / "run"
-    _llama_like(root / "checkpoint-1", d=40)
+    llama_block(root / "checkpoint-1", d=40)
     before = grokwatch.scan_folder(root, Settings(traps=True), workers=1, cache=False)
     monkeypatch.setattr("grokwatch.analyze.SCRATCH_MAX", 0)
     monkeypatch.setattr(esd_mod, "SCRATCH_MAX", 0)

@@ -42,7 +42,9 @@ __all__ = [
     "read_weights",
     "select",
     "set_fields",
+    "shape_fields",
     "spectrum_fields",
+    "trap_fields",
     "why_nothing",
 ]
 
@@ -107,20 +109,29 @@ def matrix_spectrum(W: np.ndarray, settings: Settings, layer: str = "") -> tuple
         evals = esd(W)
     except NonFiniteError as e:
         return {"error": str(e)}, None
-    N, M = oriented_shape(W.shape)
-    out: dict = {"N": N, "M": M, "num_evals": int((evals > 1e-5).sum()), "fit": settings.fit}
-    if settings.traps:
-        from grokwatch.spectral.traps import find_traps
+    return {**shape_fields(W.shape, evals, settings), **trap_fields(W, settings, layer)}, evals
 
-        t = find_traps(W, seed=layer_seed(settings.seed, layer), replicas=settings.replicas)
-        out.update(
-            n_traps=t.n_traps,
-            lambda_plus=t.lambda_plus,
-            threshold=t.threshold,
-            rand_lambda_max=t.rand_lambda_max,
-            ks_mp=t.ks_mp,
-        )
-    return out, evals
+
+def shape_fields(shape: tuple[int, ...], evals: np.ndarray, settings: Settings) -> dict:
+    """N, M, the count of non-zero eigenvalues and the fit's name: what a layer's shape and ESD give."""
+    N, M = oriented_shape(shape)
+    return {"N": N, "M": M, "num_evals": int((evals > 1e-5).sum()), "fit": settings.fit}
+
+
+def trap_fields(W: np.ndarray, settings: Settings, layer: str) -> dict:
+    """The correlation-trap fields when `settings.traps` (the shuffle seeded per layer), else none."""
+    if not settings.traps:
+        return {}
+    from grokwatch.spectral.traps import find_traps
+
+    t = find_traps(W, seed=layer_seed(settings.seed, layer), replicas=settings.replicas)
+    return {
+        "n_traps": t.n_traps,
+        "lambda_plus": t.lambda_plus,
+        "threshold": t.threshold,
+        "rand_lambda_max": t.rand_lambda_max,
+        "ks_mp": t.ks_mp,
+    }
 
 
 def spectrum_fields(evals: np.ndarray, settings: Settings) -> dict:

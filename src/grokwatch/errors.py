@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["CheckpointError", "ConfigMismatchError", "ExitCode", "GrokwatchError", "NoCheckpointsError"]
+__all__ = [
+    "CheckpointError",
+    "ConfigMismatchError",
+    "DeviceError",
+    "ExitCode",
+    "GrokwatchError",
+    "NoCheckpointsError",
+]
 
 
 class ExitCode(IntEnum):
@@ -16,7 +23,9 @@ class ExitCode(IntEnum):
 
     OK = 0
     FINDINGS = 1  # findings at or above --fail-on
-    USAGE = 2  # Typer/click usage errors, unwritable output, a train config mismatch
+    USAGE = (
+        2  # Typer/click usage errors, unwritable output, a train config mismatch, --device cuda without CUDA
+    )
     BAD_INPUT = 3  # an unreadable, corrupt or unsafe checkpoint (the rest was still processed)
     NO_CHECKPOINTS = 4  # the folder is missing, empty, or holds no checkpoint
     INTERRUPTED = 130  # Ctrl-C (train saves a checkpoint first)
@@ -47,5 +56,11 @@ class CheckpointError(GrokwatchError):
 
 class ConfigMismatchError(GrokwatchError):
     """A training run folder holds checkpoints of a different configuration."""
+
+    exit_code = ExitCode.USAGE
+
+
+class DeviceError(GrokwatchError):
+    """A requested device is not there (`--device cuda` without CUDA): a usage error, before any work."""
 
     exit_code = ExitCode.USAGE

@@ -21,10 +21,12 @@ from grokwatch.checkpoints import Checkpoint, discover
 from grokwatch.checkpoints.cache import CACHE_NAME, Cache, identity
 from grokwatch.checkpoints.discover import CHECKPOINT_PATTERNS
 from grokwatch.checkpoints.names import DCP, LIGHTNING, SHARDED, TORCH
+from grokwatch.device import resolve_device
 from grokwatch.errors import NoCheckpointsError
 from grokwatch.phases import PhaseRules, label_records
 from grokwatch.pool import default_workers, run, worker_start_seconds
 from grokwatch.records import COLUMNS, LayerRecord
+from grokwatch.settings import DEFAULT_DEVICE, Device
 from grokwatch.split import analyze_split, should_split
 
 if TYPE_CHECKING:
@@ -164,6 +166,7 @@ def scan_folder(
     rules: PhaseRules | None = None,
     progress: Callable[[int], Callable[[], None]] | None = None,
     split: bool | None = None,
+    device: str | Device = DEFAULT_DEVICE,
 ) -> ScanResult:
     """Analyse every layer of every checkpoint under `root` and label each checkpoint's phase.
 
@@ -180,11 +183,16 @@ def scan_folder(
     when split); returns a callable ticked after each one (the CLI's progress bar).
     split: hand out layers rather than checkpoints; None decides (few or large
     checkpoints, see `grokwatch.split.should_split`). Records are identical either way.
+    device: "auto" (cuda when present), "cpu" or "cuda": where eigenvalues are
+    computed; cuda runs in this process (workers unused). Cached records are
+    reused across devices (alpha agrees within 1e-9; see docs/scan.md).
+    Raises DeviceError for "cuda" without CUDA, before any work.
     Raises NoCheckpointsError when the folder is missing or holds none; bad
     files are listed in `.errors` and the rest is still analysed.
     """
     settings = settings or Settings()
     rules = rules or PhaseRules()
+    torch_device = resolve_device(device)
     root = Path(root)
     if not root.exists():
         raise NoCheckpointsError(f"{root}: no such file or directory")
@@ -218,7 +226,11 @@ def scan_folder(
     start_s = worker_start_seconds(uses_torch=any(_needs_torch(ck) for ck in work))
     if split is None:
         split = should_split(work, nworkers)
-    if split:  # few or large checkpoints: layers are the unit of work (and of progress)
+    if torch_device and work:  # eigensolves on the GPU, batched, in this process
+        from grokwatch.analyze_device import analyze_on_device
+
+        done = analyze_on_device(work, settings, torch_device, progress)
+    elif split:  # few or large checkpoints: layers are the unit of work (and of progress)
         done = analyze_split(work, settings, nworkers, progress, start_s=start_s)
     else:
         tick = progress(len(todo)) if progress else None

@@ -16,6 +16,7 @@ from grokwatch.environment import Environment
 from grokwatch.errors import ExitCode
 
 __all__ = [
+    "check_device",
     "emit",
     "environment",
     "error_line",
@@ -108,14 +109,33 @@ def no_checkpoints(message: str) -> None:
     raise typer.Exit(ExitCode.NO_CHECKPOINTS)
 
 
-def run_scan(directory: Path, settings, workers: int | None, cache: bool, cache_path: Path | None, rules):
+def check_device(device) -> None:
+    """Exit 2 with one line, before any work, when `--device cuda` names a device that is not there."""
+    from grokwatch.device import resolve_device
+    from grokwatch.errors import DeviceError
+
+    try:
+        resolve_device(device)
+    except DeviceError as e:
+        error_line(str(e))
+        raise typer.Exit(e.exit_code) from None
+
+
+def run_scan(
+    directory: Path, settings, workers: int | None, cache: bool, cache_path: Path | None, rules, device=None
+):
     """scan_folder with a progress bar on an interactive stderr and one-line errors.
 
-    Exits 4 when there are no checkpoints; bad files are printed, one line each,
-    and returned in `.errors` so the command can exit 3 after printing results.
+    Exits 4 when there are no checkpoints, 2 for a device that is not there; bad
+    files are printed, one line each, and returned in `.errors` so the command
+    can exit 3 after printing results. `device` None: the library's default.
     """
     from grokwatch.errors import NoCheckpointsError
     from grokwatch.scan import scan_folder
+
+    if device is not None:
+        check_device(device)
+    extra = {} if device is None else {"device": device}
 
     progress = None
     bar = None
@@ -123,7 +143,7 @@ def run_scan(directory: Path, settings, workers: int | None, cache: bool, cache_
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         bar = Progress(
-            TextColumn("analysing"),
+            TextColumn("analysing"),  # checkpoints, or layers when a scan is split by layer
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
@@ -145,6 +165,7 @@ def run_scan(directory: Path, settings, workers: int | None, cache: bool, cache_
                     rules=rules,
                     progress=progress,
                     cache=(cache_path or True) if cache else False,
+                    **extra,
                 )
         else:
             result = scan_folder(
@@ -153,6 +174,7 @@ def run_scan(directory: Path, settings, workers: int | None, cache: bool, cache_
                 workers=workers,
                 rules=rules,
                 cache=(cache_path or True) if cache else False,
+                **extra,
             )
     except NoCheckpointsError as e:
         no_checkpoints(str(e))

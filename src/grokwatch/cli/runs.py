@@ -30,15 +30,15 @@ def named_runs(args: list[Path]) -> list[tuple[str, Path]]:
         raise typer.Exit(ExitCode.USAGE) from None
 
 
-def scan_runs(specs: list[tuple[str, Path]], settings, workers, cache, cache_path, rules):
+def scan_runs(specs: list[tuple[str, Path]], settings, workers, cache, cache_path, rules, device=None):
     """[(name, ScanResult)] for the folders that hold checkpoints, and whether one did not."""
     if len(specs) == 1:
         name, path = specs[0]
-        return [(name, run_scan(path, settings, workers, cache, cache_path, rules))], False
+        return [(name, run_scan(path, settings, workers, cache, cache_path, rules, device))], False
     out, missing = [], False
     for name, path in specs:
         try:
-            out.append((name, run_scan(path, settings, workers, cache, cache_path, rules)))
+            out.append((name, run_scan(path, settings, workers, cache, cache_path, rules, device)))
         except typer.Exit as e:
             if e.exit_code != ExitCode.NO_CHECKPOINTS:
                 raise

@@ -8,6 +8,7 @@ import typer
 
 from grokwatch.cli.common import emit, finish, run_scan
 from grokwatch.cli.options import (
+    DEFAULT_DEVICE,
     DEFAULT_RULES,
     DEFAULT_SETTINGS,
     AlphaHighOpt,
@@ -17,6 +18,7 @@ from grokwatch.cli.options import (
     AntiReboundOpt,
     CacheOpt,
     CachePathOpt,
+    DeviceOpt,
     DirsArg,
     ExcludeOpt,
     FitOpt,
@@ -54,6 +56,7 @@ def scan(
         ),
     ] = False,
     workers: WorkersOpt = None,
+    device: DeviceOpt = DEFAULT_DEVICE,
     cache: CacheOpt = True,
     cache_path: CachePathOpt = None,
     layers: LayersOpt = None,
@@ -77,7 +80,8 @@ def scan(
     Prints one row per checkpoint (alpha per layer and a phase label) or, with
     --format json/csv, one record per (checkpoint, layer). Exit codes: 0 ok,
     2 usage error, 3 some file unreadable or unsafe (the rest is still
-    printed), 4 no checkpoints found.
+    printed), 4 no checkpoints found; 2 also for --device cuda where no CUDA
+    device is available.
 
     Several folders (NAME=PATH to name one) are scanned one after the other:
     a table per run, or json/csv records with a leading `run` field; a folder
@@ -96,10 +100,12 @@ def scan(
     )
     rules = rules_from(locals())
     if len(directories) > 1:
-        _scan_several(directories, settings, workers, cache, cache_path, rules, fmt, fit, traps, per_layer)
+        _scan_several(
+            directories, settings, workers, cache, cache_path, rules, fmt, fit, traps, per_layer, device
+        )
         return
     directory = directories[0]
-    result = run_scan(directory, settings, workers, cache, cache_path, rules)
+    result = run_scan(directory, settings, workers, cache, cache_path, rules, device)
     emit(
         result,
         fmt,
@@ -111,12 +117,12 @@ def scan(
 
 
 def _scan_several(
-    directories, settings, workers, cache, cache_path, rules, fmt, fit, traps, per_layer
+    directories, settings, workers, cache, cache_path, rules, fmt, fit, traps, per_layer, device
 ) -> None:
     from grokwatch.cli.runs import emit_runs, named_runs, scan_runs
     from grokwatch.errors import ExitCode
 
-    results, missing = scan_runs(named_runs(directories), settings, workers, cache, cache_path, rules)
+    results, missing = scan_runs(named_runs(directories), settings, workers, cache, cache_path, rules, device)
     emit_runs(results, fmt, title=f"grokwatch scan (fit={fit.value})", show_traps=traps, per_layer=per_layer)
     if missing:
         raise typer.Exit(ExitCode.NO_CHECKPOINTS)

@@ -31,7 +31,7 @@ import numpy as np
 
 MLP_RATIO = 11008 / 4096  # Llama-2-7B: intermediate 11008 at d = 4096 (×2.6875)
 VOCAB = 32000
-SHARD_BYTES = 2 * 2**30  # the hub's default max_shard_size is 5 GB; smaller shards exercise the index
+SHARD_BYTES = 512 * 2**20  # the hub's max_shard_size is 5 GB; smaller shards exercise the index here
 
 
 # ----------------------------------------------------------------------------- synthesis
@@ -251,24 +251,25 @@ def _env() -> dict:
     return env
 
 
-def _timed(cmd: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in GB, stdout) of a command under /usr/bin/time -v."""
+def _timed(cmd: list[str]) -> tuple[float, float, float, str]:
+    """(wall seconds, peak RSS in GB, CPU seconds of all its processes, stdout) under /usr/bin/time -v."""
     t0 = time.perf_counter()
     p = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=_env())
     wall = time.perf_counter() - t0
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", p.stderr))
     if p.returncode != 0:
         tail = "\n".join(p.stderr.strip().splitlines()[-25:])
         raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{tail}")
-    return wall, (int(m.group(1)) / 2**20 if m else float("nan")), p.stdout
+    return wall, (int(m.group(1)) / 2**20 if m else float("nan")), cpu, p.stdout
 
 
 def child_row(name: str, folder: Path, device: str) -> dict:
-    wall, rss, out = _timed(
+    wall, rss, cpu, out = _timed(
         [sys.executable, __file__, "--row", name, "--folder", str(folder), "--device", device]
     )
     d = json.loads(out.strip().splitlines()[-1])
-    d.update(wall_s=wall, rss_gb=rss)
+    d.update(wall_s=wall, rss_gb=rss, cpu_s=cpu)
     return d
 
 
@@ -278,8 +279,8 @@ def cli_row(folder: Path, workers: int, device: str = "cpu") -> dict:
     cmd = [*cli, "scan", str(folder), "-j", str(workers), "--no-cache", "--format", "csv"]
     if device != "cpu":
         cmd += ["--device", device]
-    wall, rss, _ = _timed(cmd)
-    return {"wall_s": wall, "rss_gb": rss}
+    wall, rss, cpu, _ = _timed(cmd)
+    return {"wall_s": wall, "rss_gb": rss, "cpu_s": cpu}
 
 
 def _load_avg() -> str:
@@ -318,7 +319,7 @@ def bench_size(d: int, blocks: int, embeddings: bool, a: argparse.Namespace, out
             work = r.get("work_s")
             print(
                 f"  {name:<8} work {work if work is not None else float('nan'):8.2f} s   "
-                f"process {r['wall_s']:8.2f} s   peak RSS {r['rss_gb']:.2f} GB",
+                f"process {r['wall_s']:8.2f} s   CPU {r['cpu_s']:8.2f} s   peak RSS {r['rss_gb']:.2f} GB",
                 flush=True,
             )
     report(rows)

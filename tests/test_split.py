@@ -41,9 +41,10 @@ def _dicts(res):
     return [r.to_dict() for r in res.records]
 
 
-@pytest.mark.parametrize("traps", [False, True])
-def test_split_records_identical_for_any_workers(mixed, monkeypatch, traps):
+@pytest.mark.parametrize("traps,on_demand", [(False, False), (True, False), (False, True)])
+def test_split_records_identical_for_any_workers(mixed, monkeypatch, traps, on_demand):
     monkeypatch.setattr(pool, "POOL_START_S", 0.0)  # force a real pool even for tiny work
+    monkeypatch.setattr("grokwatch.split.ON_DEMAND_FLOPS", 0.0 if on_demand else float("inf"))
     monkeypatch.setattr(pool, "TORCH_IMPORT_S", 0.0)
     s = Settings(traps=traps)
     whole = grokwatch.scan_folder(mixed, s, workers=1, cache=False, split=False)

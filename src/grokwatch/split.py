@@ -39,6 +39,7 @@ from grokwatch.settings import Settings
 __all__ = [
     "FAST_FLOPS",
     "LARGE_BYTES",
+    "ON_DEMAND_FLOPS",
     "SPLIT_BELOW",
     "analyze_refs",
     "analyze_split",
@@ -51,6 +52,7 @@ LARGE_BYTES = 64 * 2**20  # a checkpoint this big takes seconds: split it (progr
 # A float64 rate no single core reaches (AVX-512, two FMA units, ~3.5 GHz ≈ 110 GFLOP/s peak dgemm;
 # eigvalsh runs far below peak): flops / FAST_FLOPS is a lower bound on the seconds of work.
 FAST_FLOPS = 1.2e11
+ON_DEMAND_FLOPS = 1e9  # layers this big on average (>= ~0.02 s each) go to workers one at a time
 
 
 def layer_flops(shape: tuple[int, ...]) -> float:
@@ -159,10 +161,17 @@ def analyze_split(
     if not tasks:
         return
     tick = progress(len(tasks)) if progress else None
-    min_work_s = sum(layer_flops(r.shape) for _, _, r in tasks) / FAST_FLOPS
+    flops = sum(layer_flops(r.shape) for _, _, r in tasks)
     refs = [r for _, _, r in tasks]
     for t, (status, value) in run(
-        analyze_refs, refs, (settings,), workers, tick, start_s=start_s, min_work_s=min_work_s
+        analyze_refs,
+        refs,
+        (settings,),
+        workers,
+        tick,
+        start_s=start_s,
+        min_work_s=flops / FAST_FLOPS,
+        on_demand=flops / len(tasks) >= ON_DEMAND_FLOPS,
     ):
         j, k, _ = tasks[t]
         p = pending[j]

@@ -263,7 +263,7 @@ def _env() -> dict:
 
 
 def _timed(cmd: list[str]) -> tuple[float, float, float, str]:
-    """(wall seconds, peak RSS in GB, CPU seconds of all its processes, stdout) under /usr/bin/time -v."""
+    """(wall seconds, peak RSS in GB (10^9 bytes), CPU seconds of all its processes, stdout) under time -v."""
     t0 = time.perf_counter()
     p = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=_env())
     wall = time.perf_counter() - t0
@@ -272,7 +272,7 @@ def _timed(cmd: list[str]) -> tuple[float, float, float, str]:
     if p.returncode != 0:
         tail = "\n".join(p.stderr.strip().splitlines()[-25:])
         raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{tail}")
-    return wall, (int(m.group(1)) / 2**20 if m else float("nan")), cpu, p.stdout
+    return wall, (int(m.group(1)) * 1024 / 1e9 if m else float("nan")), cpu, p.stdout
 
 
 def child_row(name: str, folder: Path, device: str) -> dict:

@@ -69,15 +69,27 @@ def _compare(cpu, dev):
 
 
 @pytest.mark.parametrize("traps", [False, True])
-def test_torch_path_matches_numpy_path(mixed, traps):
+def test_torch_path_matches_numpy_path(mixed, traps, monkeypatch):
+    from grokwatch.checkpoints import read
+
+    real = read.read_safetensors
+
+    def faulty(fh, header, start, key, wide=False):  # one unreadable tensor: its file fails, named
+        if "step_00000100" in fh.name and key == "fc2.weight":
+            raise grokwatch.errors.CheckpointError(fh.name, f"cannot read {key} (planted)")
+        return real(fh, header, start, key, wide)
+
+    monkeypatch.setattr(read, "read_safetensors", faulty)
     s = Settings(traps=traps)
     cks, _ = discover(mixed)
     cpu = analyze_checkpoints(cks, s)
     cks, _ = discover(mixed)
     dev = [res for _, res in analyze_on_device(cks, s, "cpu")]
     _compare([r for res in cpu for r in res.records], [r for res in dev for r in res.records])
+    assert [res.error for res in dev] == [res.error for res in cpu]  # the bad file, named, and only it
+    assert sum(res.error is not None and "step_00000100" in res.error for res in dev) == 1
     assert any(r.error and "non-finite" in r.error for res in dev for r in res.records)
-    assert sum(len(res.records) for res in dev) == 9 + 7 + 3
+    assert sum(len(res.records) for res in dev) == 6 + 7 + 3
 
 
 def test_batches_of_any_size_give_the_same_eigenvalues():

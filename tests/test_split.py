@@ -137,12 +137,39 @@ def test_float64_input_skips_the_copy_with_identical_eigenvalues(monkeypatch):
         assert np.array_equal(esd_mod.esd(W32), esd_mod.esd(W32.astype(np.float64)))
 
 
-def test_large_layers_in_a_scan_match_the_float32_read(tmp_path, monkeypatch):
-    """The wide read (taken above SCRATCH_MAX) leaves every record as the float32 read gives it."""
+@pytest.mark.parametrize("traps", [False, True])
+def test_large_layers_in_a_scan_match_the_float32_read(tmp_path, monkeypatch, traps):
+    """The wide read (taken above SCRATCH_MAX; without traps the weights are also freed before the
+    eigensolve) leaves every record as the float32 read gives it, safetensors and torch files alike."""
     root = tmp_path / "run"
     llama_block(root / "checkpoint-1", d=40)
-    before = grokwatch.scan_folder(root, Settings(traps=True), workers=1, cache=False)
+    rng = np.random.default_rng(2)
+    sd = {
+        "a.weight": torch.from_numpy(rng.standard_t(3, size=(90, 50)).astype(np.float32)).to(torch.bfloat16)
+    }
+    sd["b.weight"] = torch.from_numpy(rng.standard_t(3, size=(40, 70)).astype(np.float32))
+    torch.save(sd, root / "step_2.pt")
+    before = grokwatch.scan_folder(root, Settings(traps=traps), workers=1, cache=False)
     monkeypatch.setattr("grokwatch.analyze.SCRATCH_MAX", 0)
     monkeypatch.setattr(esd_mod, "SCRATCH_MAX", 0)
-    after = grokwatch.scan_folder(root, Settings(traps=True), workers=1, cache=False)
-    assert _dicts(before) == _dicts(after)
+    monkeypatch.setattr("grokwatch.checkpoints.read.WIDEN_BYTES", 1000)  # many blocks, pages dropped
+    after = grokwatch.scan_folder(root, Settings(traps=traps), workers=1, cache=False)
+    assert _dicts(before) == _dicts(after) and len(after.records) == 9
+
+
+def test_torch_wide_read_is_exact_and_rereadable(tmp_path, monkeypatch):
+    """Dropping a memory-mapped file's pages after widening never changes what is read next."""
+    from grokwatch.checkpoints import TensorReader, discover, tensor_refs
+
+    monkeypatch.setattr("grokwatch.checkpoints.read.WIDEN_BYTES", 4096)
+    t = torch.randn(300, 200).to(torch.bfloat16)
+    torch.save({"w.weight": t, "v.weight": t * 2}, tmp_path / "m.pt")
+    (ck,), _ = discover(tmp_path)
+    refs = {r.layer: r for r in tensor_refs(ck)}
+    with TensorReader() as reader:
+        first = reader.read(refs["w.weight"], wide=True)
+        other = reader.read(refs["v.weight"], wide=True)
+        again = reader.read(refs["w.weight"], wide=True)
+        narrow = reader.read(refs["w.weight"])
+    assert np.array_equal(first, t.double().numpy()) and np.array_equal(again, first)
+    assert np.array_equal(other, (t * 2).double().numpy()) and np.array_equal(narrow, first)

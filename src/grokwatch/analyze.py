@@ -22,6 +22,7 @@ from grokwatch.spectral.esd import (
     NonFiniteError,
     analysable,
     esd,
+    gram_eigenvalues_owned,
     oriented_shape,
     spectrum_metrics,
 )
@@ -257,9 +258,21 @@ def read_weights(reader: TensorReader, r: TensorRef) -> np.ndarray:
 def layer_matrix_values(
     reader: TensorReader, r: TensorRef, settings: Settings
 ) -> tuple[dict, np.ndarray | None]:
-    """`matrix_spectrum` of one layer read from its file; a CheckpointError (unreadable file) propagates."""
+    """`matrix_spectrum` of one layer read from its file; a CheckpointError (unreadable file) propagates.
+
+    A large 2-D layer without traps is handed over to `gram_eigenvalues_owned`, which frees
+    the weights before the eigensolve (traps need them after, so they keep the usual path).
+    """
     try:
-        return matrix_spectrum(read_weights(reader, r), settings, r.layer)
+        if settings.traps or len(r.shape) != 2 or 8 * int(np.prod(r.shape)) <= SCRATCH_MAX:
+            return matrix_spectrum(read_weights(reader, r), settings, r.layer)
+        box = [read_weights(reader, r)]
+        shape = box[0].shape
+        try:
+            evals = gram_eigenvalues_owned(box)
+        except NonFiniteError as e:
+            return {"error": str(e)}, None
+        return shape_fields(shape, evals, settings), evals
     except (ValueError, np.linalg.LinAlgError) as e:
         return {"error": f"analysis failed: {e}"}, None
 
@@ -309,3 +322,6 @@ def set_fields(rec: LayerRecord, vals: dict) -> None:
     """Copy computed fields onto a record (in order: a later "error" wins, as it should)."""
     for k, v in vals.items():
         setattr(rec, k, v)
+
+
+_set = set_fields  # the former private name, for code written against it

@@ -424,6 +424,15 @@ def main(argv: list[str] | None = None) -> int:
         a.sizes, a.embeddings = "4096", True
         if a.rows == parse_args([]).rows:
             a.rows = "cli-1,cli-2"
+    if a.device != "cpu":
+        from grokwatch.device import resolve_device
+        from grokwatch.errors import DeviceError
+
+        try:
+            resolve_device(a.device)
+        except DeviceError as e:
+            print(f"scale.py: no GPU row on this machine: {e}", file=sys.stderr)
+            return 2
     out = a.out or Path(tempfile.mkdtemp(prefix="grokwatch-scale-"))
     print(f"grokwatch scale bench: {os.cpu_count()} CPUs, load {_load_avg()}; checkpoints in {out}")
     results = []

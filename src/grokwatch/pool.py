@@ -294,5 +294,5 @@ def _on_demand(
         shutdown()
         raise
     finally:
-        stop.set()
-        t.join()
+        stop.set()  # the dispatcher hands out nothing more and ends when its worker's item does
+        t.join(timeout=1.0)  # Ctrl-C must not wait for a long layer; a daemon thread cannot hold exit

@@ -145,17 +145,55 @@ def row_floor(folder: Path) -> dict:
     """Gram + eigvalsh in float64, one BLAS thread, each layer already in memory (read not timed)."""
     from threadpoolctl import threadpool_limits
 
-    total = 0.0
+    total = cpu = 0.0
     with threadpool_limits(1):
         for _, W in _load(folder):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             A = W.astype(np.float64)
             if A.shape[0] < A.shape[1]:
                 A = A.T
             np.linalg.eigvalsh(A.T @ A)
-            total += time.perf_counter() - t0
+            total, cpu = total + time.perf_counter() - t0, cpu + time.process_time() - c0
             del A
-    return {"work_s": total}
+    return {"work_s": total, "compute_cpu_s": cpu}
+
+
+def _floor_part(folder: str, keys: list[str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of the floor on some layers, in a worker of `row_floor2`."""
+    from threadpoolctl import threadpool_limits
+
+    wall = cpu = 0.0
+    with threadpool_limits(1):
+        for k, W in _load(Path(folder)):
+            if k not in keys:
+                continue
+            c0, t0 = time.process_time(), time.perf_counter()
+            A = W.astype(np.float64)
+            if A.shape[0] < A.shape[1]:
+                A = A.T
+            np.linalg.eigvalsh(A.T @ A)
+            wall, cpu = wall + time.perf_counter() - t0, cpu + time.process_time() - c0
+    return wall, cpu
+
+
+def row_floor2(folder: Path) -> dict:
+    """The floor split over 2 processes at once (layers dealt largest first to the less loaded one):
+    what 2 cores can do on these layers at best, memory bandwidth shared as in -j2."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    shapes = {k: W.shape for k, W in _load(folder)}
+    cost = {k: max(s) * min(s) ** 2 + 4 / 3 * min(s) ** 3 for k, s in shapes.items()}
+    parts: list[list[str]] = [[], []]
+    load = [0.0, 0.0]
+    for k in sorted(cost, key=cost.get, reverse=True):
+        i = load.index(min(load))
+        parts[i].append(k)
+        load[i] += cost[k]
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as ex:
+        list(ex.map(_floor_part, [str(folder)] * 2, [[], []]))  # start both first: not timed
+        got = list(ex.map(_floor_part, [str(folder)] * 2, parts))
+    return {"work_s": max(w for w, _ in got), "cpu_parts_s": [c for _, c in got]}
 
 
 def row_scan(folder: Path, workers: int, device: str = "cpu") -> dict:
@@ -241,6 +279,8 @@ def row_weightwatcher(folder: Path) -> dict:
 def run_row(name: str, folder: Path, device: str) -> dict:
     if name == "floor":
         return row_floor(folder)
+    if name == "floor2":
+        return row_floor2(folder)
     if name.startswith("j"):
         return row_scan(folder, int(name[1:]))
     if name == "gpu":
@@ -351,6 +391,12 @@ def report(rows: dict[str, dict]) -> None:
         for n in ("j1", "j2", "dask", "ww", "gpu"):
             if w(n):
                 lines.append(f"{n} {w(n) / floor:.2f}× floor")
+    if floor and w("floor2"):
+        two, one = sum(rows["floor2"]["cpu_parts_s"]), rows["floor"]["compute_cpu_s"]
+        lines.append(
+            f"floor on 2 processes at once: {floor / w('floor2'):.2f}× faster than the floor (wall); "
+            f"CPU {two:.2f} s vs {one:.2f} s alone: two eigensolves at once cost {100 * (two / one - 1):+.0f} %"
+        )
     if w("j1") and w("j2"):
         lines.append(f"-j2 {w('j1') / w('j2'):.2f}× faster than -j1 (wall clock)")
         r = rows["j2"]
@@ -404,7 +450,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="the 7B memory test: d = 4096 with embeddings, rows cli-1,cli-2 (use --blocks 32 for all of 7B)",
     )
-    p.add_argument("--rows", default="floor,j1,j2,dask,ww,cli-1,cli-2", help="rows to run, in this order")
+    p.add_argument(
+        "--rows", default="floor,floor2,j1,j2,dask,ww,cli-1,cli-2", help="rows to run, in this order"
+    )
     p.add_argument("--device", default="cpu", help="cuda: add a row with scan --device cuda")
     p.add_argument("--out", type=Path, help="where to write checkpoints (default: a temporary folder)")
     p.add_argument("--keep", action="store_true", help="keep the synthesized checkpoints")

@@ -42,6 +42,40 @@ def write_run(folder: Path, steps=(10, 100, 1000), seed: int = 0, meta: dict | N
     return folder
 
 
+def llama_block(folder: Path, d: int = 48, seed: int = 0, shards: int = 2) -> Path:
+    """A tiny Llama-shaped block, bf16, sharded with an index (as the hub writes them)."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file as save_torch
+
+    rng = np.random.default_rng(seed)
+    f = int(round(2.6875 * d))
+    shapes = {
+        **{f"model.layers.0.self_attn.{p}_proj.weight": (d, d) for p in "qkvo"},
+        "model.layers.0.mlp.gate_proj.weight": (f, d),
+        "model.layers.0.mlp.up_proj.weight": (f, d),
+        "model.layers.0.mlp.down_proj.weight": (d, f),
+        "model.layers.0.input_layernorm.weight": (d,),
+    }
+    tensors = {
+        k: torch.from_numpy(rng.standard_t(3.0, size=s).astype(np.float32)).to(torch.bfloat16)
+        for k, s in shapes.items()
+    }
+    keys = list(tensors)
+    folder.mkdir(parents=True)
+    weight_map = {}
+    for i in range(shards):
+        name = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+        part = {k: tensors[k] for k in keys[i::shards]}
+        save_torch(part, str(folder / name), metadata={"format": "pt"})
+        weight_map.update({k: name for k in part})
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": weight_map})
+    )
+    return folder
+
+
 # ---------------------------------------------------------------- fixtures: runs whose phases we control
 # Measured with these seeds and shapes (WeightWatcher-default fit, traps on):
 #   Gaussian 100x200: alpha ~3-6, no trap; Gaussian*0.05 + 0.02: one trap (the mean);

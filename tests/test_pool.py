@@ -48,3 +48,24 @@ def test_workers_chosen_from_the_work():
         w = pool.workers_for(work, 0.5, 64)
         assert w == 1 or work / (w * (w - 1)) >= 0.5
         assert work / ((w + 1) * w) < 0.5
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_on_demand_every_item_once_cold_warm_and_stopped_early(workers, monkeypatch):
+    """One item per worker at a time, refilled by a dispatcher thread: same contract as the chunked pool."""
+    monkeypatch.setattr(pool, "POOL_START_S", 0.0)
+    ticks = []
+    items = list(range(23))
+    try:
+        pool.shutdown()
+        cold = list(pool.run(squares, items, (1,), workers, on_done=lambda: ticks.append(1), on_demand=True))
+        warm = dict(pool.run(squares, items, (1,), workers, on_demand=True))
+        it = pool.run(squares, items, (1,), workers, on_demand=True)
+        first = [next(it), next(it)]
+        it.close()  # a consumer that stops early: no hang, nothing left running
+        again = dict(pool.run(squares, items, (1,), workers, on_demand=True))
+    finally:
+        pool.shutdown()
+    assert sorted(i for i, _ in cold) == items and len(ticks) == len(items)
+    assert dict(cold) == warm == again == {i: i * i + 1 for i in items}
+    assert all(r == i * i + 1 for i, r in first)

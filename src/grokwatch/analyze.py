@@ -18,7 +18,15 @@ from grokwatch.checkpoints.base_model import attach_base, load_base
 from grokwatch.errors import GrokwatchError
 from grokwatch.records import LayerRecord
 from grokwatch.settings import Settings
-from grokwatch.spectral.esd import NonFiniteError, analysable, esd, oriented_shape, spectrum_metrics
+from grokwatch.spectral.esd import (
+    SCRATCH_MAX,
+    NonFiniteError,
+    analysable,
+    esd,
+    gram_eigenvalues_owned,
+    oriented_shape,
+    spectrum_metrics,
+)
 from grokwatch.spectral.powerlaw import fit_tail
 
 __all__ = [
@@ -27,17 +35,39 @@ __all__ = [
     "analyze_checkpoint",
     "analyze_checkpoints",
     "analyze_matrix",
+    "checkpoint_refs",
+    "fit_values",
+    "layer_matrix_values",
     "layer_seed",
     "layer_spectra",
     "matrix_spectrum",
+    "new_record",
+    "read_weights",
     "select",
+    "set_fields",
+    "shape_fields",
     "spectrum_fields",
+    "trap_fields",
+    "why_nothing",
 ]
 
 
 def layer_seed(seed: int, layer: str) -> int:
     """A stable per-layer seed: same shuffle whatever the order or worker."""
     return (seed * 1_000_003 + zlib.crc32(layer.encode())) % (2**32)
+
+
+def checkpoint_refs(ck: Checkpoint, settings: Settings) -> list[TensorRef]:
+    """Every tensor of a checkpoint as it is analysed: with `--base`, LoRA layers carry their base W.
+
+    The one place every path (local pool, per-layer split, GPU, figures) gets its refs from, so
+    W + ΔW is analysed the same way whichever path runs. Layers left as ΔW are noted on `ck`.
+    """
+    refs = tensor_refs(ck)
+    if settings.base is not None and any(r.key_b for r in refs):
+        refs, unmatched = attach_base(refs, load_base(settings.base))
+        ck.notes.extend(unmatched)
+    return refs
 
 
 def select(refs: list[TensorRef], settings: Settings) -> list[TensorRef]:
@@ -79,9 +109,9 @@ def analyze_matrix(
     W = W.detach().cpu().double().numpy() if hasattr(W, "detach") else np.asarray(W)
     rec = LayerRecord(checkpoint=checkpoint, step=step, layer=layer, shape=list(W.shape))
     vals, evals = matrix_spectrum(W, settings, layer)
-    _set(rec, vals)
+    set_fields(rec, vals)
     if evals is not None:
-        _set(rec, spectrum_fields(evals, settings))
+        set_fields(rec, spectrum_fields(evals, settings))
     return rec
 
 
@@ -95,20 +125,29 @@ def matrix_spectrum(W: np.ndarray, settings: Settings, layer: str = "") -> tuple
         evals = esd(W)
     except NonFiniteError as e:
         return {"error": str(e)}, None
-    N, M = oriented_shape(W.shape)
-    out: dict = {"N": N, "M": M, "num_evals": int((evals > 1e-5).sum()), "fit": settings.fit}
-    if settings.traps:
-        from grokwatch.spectral.traps import find_traps
+    return {**shape_fields(W.shape, evals, settings), **trap_fields(W, settings, layer)}, evals
 
-        t = find_traps(W, seed=layer_seed(settings.seed, layer), replicas=settings.replicas)
-        out.update(
-            n_traps=t.n_traps,
-            lambda_plus=t.lambda_plus,
-            threshold=t.threshold,
-            rand_lambda_max=t.rand_lambda_max,
-            ks_mp=t.ks_mp,
-        )
-    return out, evals
+
+def shape_fields(shape: tuple[int, ...], evals: np.ndarray, settings: Settings) -> dict:
+    """N, M, the count of non-zero eigenvalues and the fit's name: what a layer's shape and ESD give."""
+    N, M = oriented_shape(shape)
+    return {"N": N, "M": M, "num_evals": int((evals > 1e-5).sum()), "fit": settings.fit}
+
+
+def trap_fields(W: np.ndarray, settings: Settings, layer: str) -> dict:
+    """The correlation-trap fields when `settings.traps` (the shuffle seeded per layer), else none."""
+    if not settings.traps:
+        return {}
+    from grokwatch.spectral.traps import find_traps
+
+    t = find_traps(W, seed=layer_seed(settings.seed, layer), replicas=settings.replicas)
+    return {
+        "n_traps": t.n_traps,
+        "lambda_plus": t.lambda_plus,
+        "threshold": t.threshold,
+        "rand_lambda_max": t.rand_lambda_max,
+        "ks_mp": t.ks_mp,
+    }
 
 
 def spectrum_fields(evals: np.ndarray, settings: Settings) -> dict:
@@ -135,7 +174,7 @@ def layer_spectra(ck: Checkpoint, layers: list[str], settings: Settings):
 
     wanted = set(layers)
     with TensorReader() as reader:
-        for ref in tensor_refs(ck):
+        for ref in checkpoint_refs(ck, settings):
             if ref.layer not in wanted:
                 continue
             W = reader.read(ref)
@@ -170,7 +209,7 @@ def analyze_checkpoint(ck: Checkpoint, settings: Settings) -> CheckpointResult:
     return analyze_checkpoints([ck], settings)[0]
 
 
-def _why_nothing(ck: Checkpoint, refs: list[TensorRef], settings: Settings) -> str:
+def why_nothing(ck: Checkpoint, refs: list[TensorRef], settings: Settings) -> str:
     """One line saying why a checkpoint gave no layer to analyse."""
     if not refs:
         return f"{ck.path}: no analysable tensor (no floating-point weights found)"
@@ -212,6 +251,60 @@ def _extra(ck: Checkpoint, r: TensorRef) -> dict:
     return extra
 
 
+def new_record(ck: Checkpoint, r: TensorRef) -> LayerRecord:
+    """The record of one selected layer before its numbers: names, shape, accuracies, provenance."""
+    return LayerRecord(
+        checkpoint=ck.rel,
+        step=ck.step,
+        layer=r.layer,
+        shape=list(r.shape),
+        train_acc=_float_meta(ck.meta, "train_acc"),
+        test_acc=_float_meta(ck.meta, "test_acc"),
+        extra=_extra(ck, r),
+    )
+
+
+def read_weights(reader: TensorReader, r: TensorRef) -> np.ndarray:
+    """One layer's weights; a large one straight into float64, so it is never held twice.
+
+    Why: above SCRATCH_MAX the Gram step would copy a float32 array into a fresh
+    float64 one (12 bytes per element at the peak); reading float64 directly costs
+    8 and gives the same values (bf16 and float32 widen exactly).
+    """
+    wide = 8 * int(np.prod(r.shape)) > SCRATCH_MAX
+    return reader.read(r, wide=wide)
+
+
+def layer_matrix_values(
+    reader: TensorReader, r: TensorRef, settings: Settings
+) -> tuple[dict, np.ndarray | None]:
+    """`matrix_spectrum` of one layer read from its file; a CheckpointError (unreadable file) propagates.
+
+    A large 2-D layer without traps is handed over to `gram_eigenvalues_owned`, which frees
+    the weights before the eigensolve (traps need them after, so they keep the usual path).
+    """
+    try:
+        if settings.traps or len(r.shape) != 2 or 8 * int(np.prod(r.shape)) <= SCRATCH_MAX:
+            return matrix_spectrum(read_weights(reader, r), settings, r.layer)
+        box = [read_weights(reader, r)]
+        shape = box[0].shape
+        try:
+            evals = gram_eigenvalues_owned(box)
+        except NonFiniteError as e:
+            return {"error": str(e)}, None
+        return shape_fields(shape, evals, settings), evals
+    except (ValueError, np.linalg.LinAlgError) as e:
+        return {"error": f"analysis failed: {e}"}, None
+
+
+def fit_values(evals: np.ndarray, settings: Settings) -> dict:
+    """`spectrum_fields`, with a failure as the record's error rather than an exception."""
+    try:
+        return spectrum_fields(evals, settings)
+    except (ValueError, np.linalg.LinAlgError) as e:
+        return {"error": f"analysis failed: {e}"}
+
+
 def analyze_checkpoints(cks: list[Checkpoint], settings: Settings) -> list[CheckpointResult]:
     """`analyze_checkpoint` for several checkpoints: every eigensolve first, then every fit.
 
@@ -223,46 +316,32 @@ def analyze_checkpoints(cks: list[Checkpoint], settings: Settings) -> list[Check
     results, pending = [], []
     for ck in cks:
         try:
-            all_refs = tensor_refs(ck)
-            if settings.base is not None and any(r.key_b for r in all_refs):
-                all_refs, unmatched = attach_base(all_refs, load_base(settings.base))
-                ck.notes.extend(unmatched)
+            all_refs = checkpoint_refs(ck, settings)
             refs = select(all_refs, settings)
-            train_acc, test_acc = _float_meta(ck.meta, "train_acc"), _float_meta(ck.meta, "test_acc")
             records = []
             with TensorReader() as reader:
                 for r in refs:
-                    rec = LayerRecord(
-                        checkpoint=ck.rel,
-                        step=ck.step,
-                        layer=r.layer,
-                        shape=list(r.shape),
-                        train_acc=train_acc,
-                        test_acc=test_acc,
-                        extra=_extra(ck, r),
-                    )
-                    try:
-                        vals, evals = matrix_spectrum(reader.read(r), settings, r.layer)
-                    except (ValueError, np.linalg.LinAlgError) as e:
-                        vals, evals = {"error": f"analysis failed: {e}"}, None
-                    _set(rec, vals)
+                    rec = new_record(ck, r)
+                    vals, evals = layer_matrix_values(reader, r, settings)
+                    set_fields(rec, vals)
                     records.append(rec)
                     if evals is not None:
                         pending.append((rec, evals))
             notes = list(ck.notes)
             if not records:
-                notes.append(_why_nothing(ck, all_refs, settings))
+                notes.append(why_nothing(ck, all_refs, settings))
             results.append(CheckpointResult(ck.rel, ck.step, records, notes=notes, step_unit=ck.step_unit))
         except GrokwatchError as e:  # CheckpointError, or a --base that vanished mid-scan
             results.append(CheckpointResult(ck.rel, ck.step, [], error=str(e)))
     for rec, evals in pending:
-        try:
-            _set(rec, spectrum_fields(evals, settings))
-        except (ValueError, np.linalg.LinAlgError) as e:
-            _set(rec, {"error": f"analysis failed: {e}"})
+        set_fields(rec, fit_values(evals, settings))
     return results
 
 
-def _set(rec: LayerRecord, vals: dict) -> None:
+def set_fields(rec: LayerRecord, vals: dict) -> None:
+    """Copy computed fields onto a record (in order: a later "error" wins, as it should)."""
     for k, v in vals.items():
         setattr(rec, k, v)
+
+
+_set = set_fields  # the former private name, for code written against it

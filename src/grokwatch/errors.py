@@ -11,6 +11,7 @@ from enum import IntEnum
 __all__ = [
     "CheckpointError",
     "ConfigMismatchError",
+    "DeviceError",
     "ExitCode",
     "GrokwatchError",
     "NoCheckpointsError",
@@ -23,7 +24,9 @@ class ExitCode(IntEnum):
 
     OK = 0
     FINDINGS = 1  # findings at or above --fail-on
-    USAGE = 2  # Typer/click usage errors, unwritable output, a train config mismatch
+    USAGE = (
+        2  # Typer/click usage errors, unwritable output, a train config mismatch, --device cuda without CUDA
+    )
     BAD_INPUT = 3  # an unreadable, corrupt or unsafe checkpoint (the rest was still processed)
     NO_CHECKPOINTS = 4  # the folder is missing, empty, or holds no checkpoint
     SCHEDULER = 5  # --scheduler: Dask not installed, the scheduler unreachable or lost (rerun resumes)
@@ -66,3 +69,9 @@ class SchedulerError(GrokwatchError):
     """
 
     exit_code = ExitCode.SCHEDULER
+
+
+class DeviceError(GrokwatchError):
+    """A requested device is not there (`--device cuda` without CUDA): a usage error, before any work."""
+
+    exit_code = ExitCode.USAGE

@@ -111,6 +111,8 @@ def run(
     workers: int = 1,
     on_done: Callable[[], None] | None = None,
     start_s: float | None = None,
+    min_work_s: float = 0.0,
+    on_demand: bool = False,
 ) -> Iterator[tuple[int, R]]:
     """Yield (index, result) as items finish, where fn(list_of_items, *args) returns one
     result per item; `on_done` ticks a progress bar once per item.
@@ -126,7 +128,11 @@ def run(
     per worker for nothing (the second item is timed when there is one: the first
     pays this process's imports). `workers` is an upper bound: the count used is
     chosen from that timing and `start_s`, one worker's start-up (~2.3 s when
-    it must import torch for .pt files), see `workers_for`.
+    it must import torch for .pt files), see `workers_for`. `min_work_s`, a lower
+    bound on the seconds of all the work (the caller's estimate from matrix
+    shapes), skips that timing when it already pays for every worker: a big
+    checkpoint split by layer would otherwise run its first two layers alone.
+    `on_demand`: for few long items (a checkpoint's layers), see `_on_demand`.
     """
     import time
     from concurrent.futures import FIRST_COMPLETED, wait
@@ -147,6 +153,10 @@ def run(
     lo, hi = 0, len(items)  # items[lo:hi] are not yet handed out
     with threadpool_limits(1):
         warm = workers > 1 and _pool is not None and _pool[0] == workers - 1
+        cold = not warm
+        start = POOL_START_S if start_s is None else start_s
+        if not warm and workers > 1 and workers_for(min_work_s, start, workers) == workers:
+            warm = True  # sure to pay: start the pool now
         if not warm:
             t0 = time.perf_counter()
             yield from done_here(0, 1)
@@ -158,7 +168,6 @@ def run(
                 yield from done_here(1, 2)
                 lo = 2
                 per_item = time.perf_counter() - t0
-            start = POOL_START_S if start_s is None else start_s
             workers = workers_for(per_item * (hi - lo), start, workers)
             if workers <= 1:
                 while lo < hi:
@@ -167,6 +176,11 @@ def run(
                     lo += c
                 return
         ex = _executor(workers - 1)
+        if on_demand:
+            yield from _on_demand(
+                ex, workers - 1, done_here, fn, items, args, lo, hi, on_done, cold and lo == 0
+            )
+            return
         inflight: dict = {}  # future -> item indices
         try:
             while lo < hi or inflight:
@@ -192,3 +206,93 @@ def run(
         finally:
             for f in inflight:
                 f.cancel()  # a consumer that stops early must not leave work queued
+
+
+def _on_demand(
+    ex, nproc: int, done_here, fn, items: list, args: tuple, lo: int, hi: int, on_done, first_here: bool
+):
+    """One item per worker at a time, handed out by a thread the moment a worker is free.
+
+    Why: with long items (seconds each) a queued item cannot be taken back, so
+    AHEAD=2 can leave the parent idle at the end while a worker still has two to
+    go; one item per worker avoids that, and a dispatcher thread (not the parent,
+    busy with its own item) refills a free worker at once. The parent takes items
+    from the back, and the first (largest) one itself when the pool is cold, while
+    the workers boot; the dispatcher takes them from the front.
+    """
+    import queue
+    import threading
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    lock = threading.Lock()
+    bounds = [lo, hi]  # items[bounds[0]:bounds[1]] are not yet handed out
+    finished: queue.SimpleQueue = queue.SimpleQueue()  # (index, future), (None, exception) or None at the end
+    stop = threading.Event()
+
+    def take(front: bool) -> int | None:
+        with lock:
+            if bounds[0] >= bounds[1]:
+                return None
+            if front:
+                bounds[0] += 1
+                return bounds[0] - 1
+            bounds[1] -= 1
+            return bounds[1]
+
+    def dispatch() -> None:
+        inflight: dict = {}
+        try:
+            while not stop.is_set():
+                while len(inflight) < nproc:
+                    i = take(front=True)
+                    if i is None:
+                        break
+                    inflight[ex.submit(fn, items[i : i + 1], *args)] = i
+                if not inflight:
+                    break
+                for f in wait(inflight, return_when=FIRST_COMPLETED).done:
+                    finished.put((inflight.pop(f), f))
+        except BaseException as e:  # noqa: BLE001 - handed to the parent, which raises it
+            finished.put((None, e))
+        finally:
+            for f in inflight:
+                f.cancel()
+            finished.put(None)
+
+    def drain(block: bool) -> Iterator[tuple[int, object]]:
+        while True:
+            try:
+                got = finished.get(block=block)
+            except queue.Empty:
+                return
+            if got is None:
+                ended[0] = True
+                return
+            i, f = got
+            if i is None:
+                raise f
+            (r,) = f.result()
+            if on_done:
+                on_done()
+            yield i, r
+            block = False
+
+    ended = [False]
+    first = take(front=True) if first_here else None
+    t = threading.Thread(target=dispatch, name="grokwatch-dispatch", daemon=True)
+    t.start()
+    try:
+        if first is not None:
+            yield from done_here(first, first + 1)
+        while (i := take(front=False)) is not None:
+            yield from done_here(i, i + 1)
+            yield from drain(block=False)
+        while not ended[0]:
+            yield from drain(block=True)
+    except BrokenProcessPool:
+        shutdown()
+        raise
+    finally:
+        stop.set()  # the dispatcher hands out nothing more and ends when its worker's item does
+        t.join(timeout=1.0)  # Ctrl-C must not wait for a long layer; a daemon thread cannot hold exit

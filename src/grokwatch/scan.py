@@ -21,10 +21,13 @@ from grokwatch.checkpoints import Checkpoint, discover
 from grokwatch.checkpoints.cache import CACHE_NAME, Cache, identity
 from grokwatch.checkpoints.discover import CHECKPOINT_PATTERNS
 from grokwatch.checkpoints.names import DCP, LIGHTNING, SHARDED, TORCH
+from grokwatch.device import resolve_device
 from grokwatch.errors import NoCheckpointsError
 from grokwatch.phases import PhaseRules, label_records
 from grokwatch.pool import default_workers, run, worker_start_seconds
 from grokwatch.records import COLUMNS, LayerRecord
+from grokwatch.settings import DEFAULT_DEVICE, Device
+from grokwatch.split import analyze_split, should_split
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -163,6 +166,8 @@ def scan_folder(
     rules: PhaseRules | None = None,
     progress: Callable[[int], Callable[[], None]] | None = None,
     scheduler: str | Any | None = None,
+    split: bool | None = None,
+    device: str | Device = DEFAULT_DEVICE,
 ) -> ScanResult:
     """Analyse every layer of every checkpoint under `root` and label each checkpoint's phase.
 
@@ -175,11 +180,17 @@ def scan_folder(
 
     rules: the phase thresholds (kept in `result.rules`, so `build_report(result)` uses the same).
     cache: True for `<root>/.grokwatch-cache.sqlite`, a path, or False.
-    progress: called once with the number of checkpoints to compute; returns a
-    callable ticked after each one (the CLI's progress bar).
+    progress: called once with the number of checkpoints to compute (of layers,
+    when split); returns a callable ticked after each one (the CLI's progress bar).
     scheduler: run the work on Dask instead of local processes (`pip install 'grokwatch[dask]'`):
     "local" (a LocalCluster of `workers` processes), "tcp://host:8786", or a `distributed.Client`;
     the records are the same as without it. See `grokwatch.dask_engine`.
+    split: hand out layers rather than checkpoints; None decides (few or large
+    checkpoints, see `grokwatch.split.should_split`). Records are identical either way.
+    device: "auto" (cuda when present), "cpu" or "cuda": where eigenvalues are
+    computed; cuda runs in this process (workers unused). Cached records are
+    reused across devices (alpha agrees within 1e-9; see docs/scan.md).
+    Raises DeviceError for "cuda" without CUDA, before any work.
     Raises NoCheckpointsError when the folder is missing or holds none; bad
     files are listed in `.errors` and the rest is still analysed.
     With `scheduler`, raises SchedulerError when Dask is missing or the scheduler does not
@@ -187,6 +198,7 @@ def scan_folder(
     """
     settings = settings or Settings()
     rules = rules or PhaseRules()
+    torch_device = resolve_device(device)
     root = Path(root)
     if not root.exists():
         raise NoCheckpointsError(f"{root}: no such file or directory")
@@ -215,15 +227,23 @@ def scan_folder(
             results[i] = hit
         else:
             todo.append(i)
-    tick = progress(len(todo)) if progress else None
     nworkers = workers if workers is not None else default_workers()
     work = [checkpoints[i] for i in todo]
-    if scheduler is not None:
+    start_s = worker_start_seconds(uses_torch=any(_needs_torch(ck) for ck in work))
+    if scheduler is not None:  # a Dask cluster: whole checkpoints per task (see grokwatch.dask_engine)
         from grokwatch.dask_engine import analyze_on_cluster
 
+        tick = progress(len(todo)) if progress else None
         done = analyze_on_cluster(scheduler, work, settings, workers, tick)
+    elif torch_device and work:  # eigensolves on the GPU, batched, in this process
+        from grokwatch.analyze_device import analyze_on_device
+
+        done = analyze_on_device(work, settings, torch_device, progress)
+    elif should_split(work, nworkers) if split is None else split:
+        # few or large checkpoints: layers are the unit of work (and of progress)
+        done = analyze_split(work, settings, nworkers, progress, start_s=start_s)
     else:
-        start_s = worker_start_seconds(uses_torch=any(_needs_torch(ck) for ck in work))
+        tick = progress(len(todo)) if progress else None
         done = run(analyze_checkpoints, work, (settings,), nworkers, tick, start_s=start_s)
     for j, res in done:
         i = todo[j]

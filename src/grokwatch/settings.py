@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from grokwatch import __version__
 
-__all__ = ["MIN_SIDE", "Fit", "PhaseRules", "PreRule", "Rule", "Settings"]
+__all__ = ["DEFAULT_DEVICE", "MIN_SIDE", "Device", "Fit", "PhaseRules", "PreRule", "Rule", "Settings"]
 
 MIN_SIDE = 10  # skip matrices whose smaller side is below this (WeightWatcher's MIN_EVALS idea)
 
@@ -28,6 +28,15 @@ class Fit(StrEnum):
     ww = "ww"  # WeightWatcher's default: free xmin, minimum KS distance
     peak = "peak"  # xmin within [0.95, 1.5] x the log-histogram peak
     powerlaw = "powerlaw"  # the powerlaw package (a cross-check)
+
+
+class Device(StrEnum):
+    """Where eigenvalues are computed. Not part of `Settings`: it does not change a layer's numbers
+    beyond rounding (alpha agrees within 1e-9 on the test matrices), so it does not key the cache."""
+
+    auto = "auto"  # cuda when a CUDA device is there (checked without importing torch when no driver is)
+    cpu = "cpu"  # numpy/LAPACK in the pool's processes
+    cuda = "cuda"  # batched torch.linalg.eigvalsh in float64 on the GPU, in this process
 
 
 class Rule(StrEnum):
@@ -117,9 +126,9 @@ class Settings:
 class PhaseRules:
     """Which phase labeller and its thresholds (see `grokwatch.phases` and docs/phases.md).
 
-        PhaseRules()                                   # the trend rule with its measured defaults
-        PhaseRules(rule="paper")                       # alpha < 2 anti, alpha > 6 pre, per checkpoint
-        scan_folder("runs/long", rules=PhaseRules(anti_rebound=0.2))   # warn earlier
+    PhaseRules()                                   # the trend rule with its measured defaults
+    PhaseRules(rule="paper")                       # alpha < 2 anti, alpha > 6 pre, per checkpoint
+    scan_folder("runs/long", rules=PhaseRules(anti_rebound=0.2))   # warn earlier
     """
 
     alpha_low: float = 2.0  # a trusted alpha below this: over-correlated (anti-grokking)
@@ -143,6 +152,7 @@ class PhaseRules:
 
 
 DEFAULT_SETTINGS = Settings()
+DEFAULT_DEVICE = Device.auto
 DEFAULT_RULES = PhaseRules()
 
 

@@ -242,7 +242,7 @@ class Monitor:
     def _analyse(self, job: _Job) -> MonitorResult:
         import numpy as np
 
-        from grokwatch.analyze import _set, matrix_spectrum, spectrum_fields
+        from grokwatch.analyze import matrix_spectrum, set_fields, spectrum_fields
         from grokwatch.phases import label_records
 
         name = f"step {job.step}"
@@ -253,11 +253,11 @@ class Monitor:
             rec = LayerRecord(checkpoint=name, step=job.step, layer=layer, shape=list(W.shape))
             try:
                 vals, evals = matrix_spectrum(W, self.settings, layer)
-                _set(rec, vals)
+                set_fields(rec, vals)
                 if evals is not None:
-                    _set(rec, spectrum_fields(evals, self.settings))
+                    set_fields(rec, spectrum_fields(evals, self.settings))
             except (ValueError, np.linalg.LinAlgError) as e:
-                _set(rec, {"error": f"analysis failed: {e}"})
+                set_fields(rec, {"error": f"analysis failed: {e}"})
             records.append(rec)
         with self._lock:
             self._records.extend(records)

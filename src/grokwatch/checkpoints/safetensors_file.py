@@ -89,17 +89,44 @@ def safetensors_refs(path: Path, notes: list[str] | None = None) -> list[TensorR
     return refs
 
 
-def read_safetensors(fh, header: dict, data_start: int, key: str) -> np.ndarray:
-    """One tensor as numpy from its byte range of an open file (bf16 widened to float32)."""
+READ_CHUNK = 16 * 2**20  # bytes read per step when widening to float64: the raw bytes are never held whole
+
+
+def read_safetensors(fh, header: dict, data_start: int, key: str, wide: bool = False) -> np.ndarray:
+    """One tensor as numpy from its byte range of an open file (bf16 widened to float32).
+
+    wide=True returns float64, converted chunk by chunk as it is read: memory is
+    the float64 array alone (the values are the same, every dtype here widens exactly).
+    """
     info = header[key]
     start, end = info["data_offsets"]
     dt = _ST_DTYPES[info["dtype"]]
     fh.seek(data_start + start)
+    if wide:
+        return _read_wide(fh, key, end - start, dt).reshape(info["shape"])
     raw = np.empty(end - start, dtype=np.uint8)  # not bytearray: that zero-fills first
     if fh.readinto(raw) != len(raw):
         raise CheckpointError(fh.name, f"truncated while reading {key}")
+    return _decode(raw, dt).reshape(info["shape"])
+
+
+def _decode(raw: np.ndarray, dt) -> np.ndarray:
     if dt == "bf16":
-        arr = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
-    else:
-        arr = raw.view(np.dtype(dt).newbyteorder("<"))
-    return arr.reshape(info["shape"])
+        return (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
+    return raw.view(np.dtype(dt).newbyteorder("<"))
+
+
+def _read_wide(fh, key: str, nbytes: int, dt) -> np.ndarray:
+    item = 2 if dt == "bf16" else np.dtype(dt).itemsize
+    out = np.empty(nbytes // item, dtype=np.float64)
+    step = max(item, READ_CHUNK - READ_CHUNK % item)
+    raw = np.empty(min(step, nbytes), dtype=np.uint8)
+    done = 0
+    while done < nbytes:
+        n = min(step, nbytes - done)
+        part = raw[:n]
+        if fh.readinto(part) != n:
+            raise CheckpointError(fh.name, f"truncated while reading {key}")
+        out[done // item : (done + n) // item] = _decode(part, dt)
+        done += n
+    return out

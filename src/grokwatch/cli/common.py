@@ -16,6 +16,7 @@ from grokwatch.environment import Environment
 from grokwatch.errors import ExitCode
 
 __all__ = [
+    "check_device",
     "emit",
     "environment",
     "error_line",
@@ -108,6 +109,18 @@ def no_checkpoints(message: str) -> None:
     raise typer.Exit(ExitCode.NO_CHECKPOINTS)
 
 
+def check_device(device) -> None:
+    """Exit 2 with one line, before any work, when `--device cuda` names a device that is not there."""
+    from grokwatch.device import resolve_device
+    from grokwatch.errors import DeviceError
+
+    try:
+        resolve_device(device)
+    except DeviceError as e:
+        error_line(str(e))
+        raise typer.Exit(e.exit_code) from None
+
+
 def run_scan(
     directory: Path,
     settings,
@@ -116,15 +129,21 @@ def run_scan(
     cache_path: Path | None,
     rules,
     scheduler: str | None = None,
+    device=None,
 ):
     """scan_folder with a progress bar on an interactive stderr and one-line errors.
 
-    Exits 4 when there are no checkpoints; bad files are printed, one line each,
-    and returned in `.errors` so the command can exit 3 after printing results.
-    A --scheduler that cannot be used is one line and exit 5 (2 for a malformed address).
+    Exits 4 when there are no checkpoints, 2 for a device that is not there; bad
+    files are printed, one line each, and returned in `.errors` so the command
+    can exit 3 after printing results. A --scheduler that cannot be used is one
+    line and exit 5 (2 for a malformed address). `device` None: the library's default.
     """
     from grokwatch.errors import GrokwatchError, NoCheckpointsError
     from grokwatch.scan import scan_folder
+
+    if device is not None:
+        check_device(device)
+    extra = {"scheduler": scheduler} | ({} if device is None else {"device": device})
 
     progress = None
     bar = None
@@ -132,7 +151,7 @@ def run_scan(
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         bar = Progress(
-            TextColumn("analysing"),
+            TextColumn("analysing"),  # checkpoints, or layers when a scan is split by layer
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
@@ -154,7 +173,7 @@ def run_scan(
                     rules=rules,
                     progress=progress,
                     cache=(cache_path or True) if cache else False,
-                    scheduler=scheduler,
+                    **extra,
                 )
         else:
             result = scan_folder(
@@ -163,7 +182,7 @@ def run_scan(
                 workers=workers,
                 rules=rules,
                 cache=(cache_path or True) if cache else False,
-                scheduler=scheduler,
+                **extra,
             )
     except NoCheckpointsError as e:
         no_checkpoints(str(e))

@@ -14,9 +14,18 @@ from typing import Annotated
 
 import typer
 
-from grokwatch.settings import DEFAULT_RULES, DEFAULT_SETTINGS, Fit, PhaseRules, PreRule, Rule
+from grokwatch.settings import (
+    DEFAULT_DEVICE,
+    DEFAULT_RULES,
+    DEFAULT_SETTINGS,
+    Device,
+    Fit,
+    PhaseRules,
+    PreRule,
+    Rule,
+)
 
-__all__ = ["DEFAULT_RULES", "DEFAULT_SETTINGS", "Fit", "OutputFormat", "PreRule"]
+__all__ = ["DEFAULT_DEVICE", "DEFAULT_RULES", "DEFAULT_SETTINGS", "Device", "Fit", "OutputFormat", "PreRule"]
 
 
 class OutputFormat(str, Enum):
@@ -55,6 +64,17 @@ SchedulerOpt = Annotated[
         "LocalCluster of --workers processes. Needs pip install 'grokwatch[dask]'; workers read the "
         "checkpoints from the same paths.",
         show_default="local worker processes",
+    ),
+]
+DeviceOpt = Annotated[
+    Device,
+    typer.Option(
+        "--device",
+        envvar="GROKWATCH_DEVICE",
+        help="Where eigenvalues are computed: cpu = numpy in the worker processes; cuda = batched "
+        "float64 eigvalsh on the GPU in this process (needs torch with CUDA; -j is then unused); "
+        "auto = cuda when a CUDA device is present, else cpu. alpha agrees within 1e-9, so cached "
+        "results are shared.",
     ),
 ]
 CacheOpt = Annotated[

@@ -30,15 +30,21 @@ def named_runs(args: list[Path]) -> list[tuple[str, Path]]:
         raise typer.Exit(ExitCode.USAGE) from None
 
 
-def scan_runs(specs: list[tuple[str, Path]], settings, workers, cache, cache_path, rules, scheduler=None):
+def scan_runs(
+    specs: list[tuple[str, Path]], settings, workers, cache, cache_path, rules, scheduler=None, device=None
+):
     """[(name, ScanResult)] for the folders that hold checkpoints, and whether one did not."""
+
+    def scan(path):
+        return run_scan(path, settings, workers, cache, cache_path, rules, scheduler=scheduler, device=device)
+
     if len(specs) == 1:
         name, path = specs[0]
-        return [(name, run_scan(path, settings, workers, cache, cache_path, rules, scheduler))], False
+        return [(name, scan(path))], False
     out, missing = [], False
     for name, path in specs:
         try:
-            out.append((name, run_scan(path, settings, workers, cache, cache_path, rules, scheduler)))
+            out.append((name, scan(path)))
         except typer.Exit as e:
             if e.exit_code != ExitCode.NO_CHECKPOINTS:
                 raise

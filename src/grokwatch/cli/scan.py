@@ -8,6 +8,7 @@ import typer
 
 from grokwatch.cli.common import emit, finish, run_scan
 from grokwatch.cli.options import (
+    DEFAULT_DEVICE,
     DEFAULT_RULES,
     DEFAULT_SETTINGS,
     AlphaHighOpt,
@@ -18,6 +19,7 @@ from grokwatch.cli.options import (
     BaseOpt,
     CacheOpt,
     CachePathOpt,
+    DeviceOpt,
     DirsArg,
     ExcludeOpt,
     FitOpt,
@@ -57,6 +59,7 @@ def scan(
     ] = False,
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
+    device: DeviceOpt = DEFAULT_DEVICE,
     cache: CacheOpt = True,
     cache_path: CachePathOpt = None,
     layers: LayersOpt = None,
@@ -81,7 +84,8 @@ def scan(
     Prints one row per checkpoint (alpha per layer and a phase label) or, with
     --format json/csv, one record per (checkpoint, layer). Exit codes: 0 ok,
     2 usage error, 3 some file unreadable or unsafe (the rest is still
-    printed), 4 no checkpoints found, 5 --scheduler unusable (no Dask, scheduler
+    printed), 4 no checkpoints found (2 also for --device cuda where no CUDA
+    device is available), 5 --scheduler unusable (no Dask, scheduler
     unreachable or lost).
 
     Several folders (NAME=PATH to name one) are scanned one after the other:
@@ -103,11 +107,24 @@ def scan(
     rules = rules_from(locals())
     if len(directories) > 1:
         _scan_several(
-            directories, settings, workers, cache, cache_path, rules, fmt, fit, traps, per_layer, scheduler
+            directories,
+            settings,
+            workers,
+            cache,
+            cache_path,
+            rules,
+            fmt,
+            fit,
+            traps,
+            per_layer,
+            scheduler,
+            device,
         )
         return
     directory = directories[0]
-    result = run_scan(directory, settings, workers, cache, cache_path, rules, scheduler)
+    result = run_scan(
+        directory, settings, workers, cache, cache_path, rules, scheduler=scheduler, device=device
+    )
     emit(
         result,
         fmt,
@@ -119,13 +136,31 @@ def scan(
 
 
 def _scan_several(
-    directories, settings, workers, cache, cache_path, rules, fmt, fit, traps, per_layer, scheduler=None
+    directories,
+    settings,
+    workers,
+    cache,
+    cache_path,
+    rules,
+    fmt,
+    fit,
+    traps,
+    per_layer,
+    scheduler=None,
+    device=None,
 ) -> None:
     from grokwatch.cli.runs import emit_runs, named_runs, scan_runs
     from grokwatch.errors import ExitCode
 
     results, missing = scan_runs(
-        named_runs(directories), settings, workers, cache, cache_path, rules, scheduler
+        named_runs(directories),
+        settings,
+        workers,
+        cache,
+        cache_path,
+        rules,
+        scheduler=scheduler,
+        device=device,
     )
     emit_runs(results, fmt, title=f"grokwatch scan (fit={fit.value})", show_traps=traps, per_layer=per_layer)
     if missing:

@@ -21,6 +21,7 @@ __all__ = [
     "analysable",
     "esd",
     "gram_eigenvalues",
+    "gram_eigenvalues_owned",
     "matrices",
     "oriented_shape",
     "spectrum_metrics",
@@ -87,10 +88,13 @@ def gram_eigenvalues(W: np.ndarray) -> np.ndarray:
     SVD of W; values agree with svd(W)**2 to ~1e-14 relative to lambda_max.
     """
     W = np.asarray(W)
-    A = _buffer("A", W.shape)
-    np.copyto(
-        A, W
-    )  # float32/16 -> float64, exact; cast before orienting: a straight, not a transposing, copy
+    if W.dtype == np.float64 and W.flags.c_contiguous and 8 * W.size > SCRATCH_MAX:
+        A = W  # a large layer read as float64: a copy would double the peak memory of the scan
+    else:
+        A = _buffer("A", W.shape)
+        np.copyto(
+            A, W
+        )  # float32/16 -> float64, exact; cast before orienting: a straight, not a transposing, copy
     if A.shape[0] < A.shape[1]:
         A = A.T
     G = np.matmul(A.T, A, out=_buffer("G", (A.shape[1], A.shape[1])))  # numpy uses BLAS syrk here
@@ -100,6 +104,27 @@ def gram_eigenvalues(W: np.ndarray) -> np.ndarray:
         raise NonFiniteError(int((~np.isfinite(W)).sum()))
     ev = np.linalg.eigvalsh(G)
     return np.maximum(ev, 0.0, out=ev)  # rounding can leave zero modes at -1e-13
+
+
+def gram_eigenvalues_owned(box: list[np.ndarray]) -> np.ndarray:
+    """`gram_eigenvalues` of the one array in `box`, which is emptied: the caller hands over its
+    only reference, so W is freed once its Gram exists, before the eigensolve.
+
+    Why: for an LLM embedding (32000 x 4096) W is 1.05 GB in float64 and its Gram 0.13 GB;
+    eigvalsh copies the Gram, so keeping W through the eigensolve set a scan's peak memory.
+    Same operations as `gram_eigenvalues`, so the same eigenvalues, bit for bit.
+    """
+    W = box.pop()
+    if not (W.dtype == np.float64 and W.flags.c_contiguous and 8 * W.size > SCRATCH_MAX):
+        return gram_eigenvalues(W)
+    A = W.T if W.shape[0] < W.shape[1] else W
+    G = np.matmul(A.T, A)
+    if not np.isfinite(G.trace()):
+        raise NonFiniteError(int((~np.isfinite(W)).sum()))
+    del A, W
+    ev = np.linalg.eigvalsh(G)
+    del G
+    return np.maximum(ev, 0.0, out=ev)
 
 
 def esd(W: np.ndarray) -> np.ndarray:

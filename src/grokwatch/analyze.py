@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from grokwatch.checkpoints import Checkpoint, TensorReader, TensorRef, tensor_refs
+from grokwatch.checkpoints.layers import config_heads, is_embedding, split_qkv_refs
 from grokwatch.errors import CheckpointError
 from grokwatch.records import LayerRecord
 from grokwatch.settings import Settings
@@ -39,7 +40,16 @@ def layer_seed(seed: int, layer: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(layer.encode())) % (2**32)
 
 
-def select(refs: list[TensorRef], settings: Settings) -> list[TensorRef]:
+def select(
+    refs: list[TensorRef], settings: Settings, heads: int | None = None, notes: list[str] | None = None
+) -> list[TensorRef]:
+    """The refs a scan analyses: large enough, matching --layers/--exclude, embeddings and fused
+    QKV handled as `settings` says (see checkpoints/layers.py; `heads` splits GPT-NeoX's
+    per-head layout, `notes` receives why a fused matrix was kept whole)."""
+    if not settings.embeddings:
+        refs = [r for r in refs if not is_embedding(r.layer)]
+    if settings.split_qkv:
+        refs = split_qkv_refs(refs, heads, notes)
     out = []
     for r in refs:
         if not analysable(r.shape, settings.min_side):
@@ -133,8 +143,11 @@ def layer_spectra(ck: Checkpoint, layers: list[str], settings: Settings):
     from grokwatch.spectral.traps import find_traps
 
     wanted = set(layers)
+    refs = tensor_refs(ck)
+    if any(name.endswith(("[q]", "[k]", "[v]")) for name in wanted):
+        refs += [r for r in split_qkv_refs(refs, _heads(ck, refs)) if r.part]
     with TensorReader() as reader:
-        for ref in tensor_refs(ck):
+        for ref in refs:
             if ref.layer not in wanted:
                 continue
             W = reader.read(ref)
@@ -143,6 +156,14 @@ def layer_spectra(ck: Checkpoint, layers: list[str], settings: Settings):
                 esd(W),
                 find_traps(W, seed=layer_seed(settings.seed, ref.layer), replicas=settings.replicas),
             )
+
+
+def _heads(ck: Checkpoint, refs: list[TensorRef]) -> int | None:
+    """The head count for GPT-NeoX-style fused QKV, read only when such a tensor is there."""
+    if not any(r.key.endswith("query_key_value.weight") for r in refs):
+        return None
+    f = ck.files[0]
+    return config_heads(f if f.is_dir() else f.parent)
 
 
 def _float_meta(meta: dict, key: str) -> float | None:
@@ -189,7 +210,7 @@ def _why_nothing(ck: Checkpoint, refs: list[TensorRef], settings: Settings) -> s
             f"{ck.path}: no analysable tensor (no 2-D tensor with both sides >= {settings.min_side}; "
             f"largest {'x'.join(map(str, largest))})"
         )
-    return f"{ck.path}: no analysable tensor (all {len(big)} weight matrices excluded by --layers/--exclude)"
+    return f"{ck.path}: no analysable tensor (all {len(big)} weight matrices excluded by --layers/--exclude/--no-embeddings)"
 
 
 def _extra(ck: Checkpoint, r: TensorRef) -> dict:
@@ -200,7 +221,9 @@ def _extra(ck: Checkpoint, r: TensorRef) -> dict:
     if r.key_b:
         extra["lora"] = {"A": r.key, "B": r.key_b, "scale": r.scale, "delta": "scale * B @ A"}
     if r.source:
-        extra["source_key"] = r.source  # the wrapper key of the state dict in a torch file
+        extra["source_key"] = r.source
+    if r.part:  # one block of a fused QKV matrix (--split-qkv)
+        extra["qkv_part"] = {"key": r.key, "part": r.part, "per_head": r.part_heads or None}  # the wrapper key of the state dict in a torch file
     if ck.step_unit != "step":
         extra["step_unit"] = ck.step_unit
     return extra
@@ -218,7 +241,9 @@ def analyze_checkpoints(cks: list[Checkpoint], settings: Settings) -> list[Check
     for ck in cks:
         try:
             all_refs = tensor_refs(ck)
-            refs = select(all_refs, settings)
+            notes = list(ck.notes)
+            heads = _heads(ck, all_refs) if settings.split_qkv else None
+            refs = select(all_refs, settings, heads, notes)
             train_acc, test_acc = _float_meta(ck.meta, "train_acc"), _float_meta(ck.meta, "test_acc")
             records = []
             with TensorReader() as reader:
@@ -240,7 +265,6 @@ def analyze_checkpoints(cks: list[Checkpoint], settings: Settings) -> list[Check
                     records.append(rec)
                     if evals is not None:
                         pending.append((rec, evals))
-            notes = list(ck.notes)
             if not records:
                 notes.append(_why_nothing(ck, all_refs, settings))
             results.append(CheckpointResult(ck.rel, ck.step, records, notes=notes, step_unit=ck.step_unit))

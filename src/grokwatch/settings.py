@@ -84,6 +84,12 @@ class Settings:
     layers: tuple[str, ...] = ()  # glob patterns on layer names; empty = all
     exclude: tuple[str, ...] = ()
     min_side: int = MIN_SIDE
+    # Embedding and unembedding tables (checkpoints/layers.py: is_embedding): included, as
+    # WeightWatcher analyses nn.Embedding layers and the output nn.Linear.
+    embeddings: bool = True
+    # Fused QKV projections (c_attn, in_proj_weight, qkv, query_key_value) as three d x d
+    # matrices `name[q]`, `name[k]`, `name[v]`; off = one matrix as stored, as WeightWatcher does.
+    split_qkv: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fit", _enum(Fit, self.fit, "fit"))

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from grokwatch.checkpoints.discover import shard_files
+from grokwatch.checkpoints.layers import part_matrix
 from grokwatch.checkpoints.names import (
     DCP,
     EPOCH_KEYS,
@@ -191,6 +192,8 @@ class TensorReader:
         return t.detach().float().numpy() if str(t.dtype) == "torch.bfloat16" else t.detach().numpy()
 
     def read(self, ref: TensorRef) -> np.ndarray:
+        if ref.part:
+            return np.ascontiguousarray(part_matrix(self._raw(ref.file, ref.key), ref))
         if ref.key_b is None:
             return self._raw(ref.file, ref.key)
         a = self._raw(ref.file, ref.key).astype(np.float64)

@@ -158,7 +158,7 @@ def run_scan(directory: Path, settings, workers: int | None, cache: bool, cache_
         no_checkpoints(str(e))
     for line in result.errors:
         error_line(line)
-    for line in result.warnings:
+    for line in dict.fromkeys(result.warnings):  # a per-layer note repeats in every checkpoint: once
         warn_line(line)
     if not result.records and result.errors:
         error_line(f"{directory}: no readable checkpoint")

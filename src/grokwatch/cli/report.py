@@ -21,6 +21,7 @@ from grokwatch.cli.options import (
     CacheOpt,
     CachePathOpt,
     DirsArg,
+    EmbeddingsOpt,
     ExcludeOpt,
     FitOpt,
     LayersOpt,
@@ -31,6 +32,7 @@ from grokwatch.cli.options import (
     ReplicasOpt,
     RuleOpt,
     SeedOpt,
+    SplitQkvOpt,
     TrapMinOpt,
     WorkersOpt,
     rules_from,
@@ -160,6 +162,8 @@ def report(
     cache_path: CachePathOpt = None,
     layers: LayersOpt = None,
     exclude: ExcludeOpt = None,
+    embeddings: EmbeddingsOpt = DEFAULT_SETTINGS.embeddings,
+    split_qkv: SplitQkvOpt = DEFAULT_SETTINGS.split_qkv,
     seed: SeedOpt = DEFAULT_SETTINGS.seed,
     replicas: ReplicasOpt = None,
     alpha_low: AlphaLowOpt = DEFAULT_RULES.alpha_low,
@@ -204,6 +208,8 @@ def report(
         replicas=replicas,
         layers=tuple(layers or ()),
         exclude=tuple(exclude or ()),
+        embeddings=embeddings,
+        split_qkv=split_qkv,
     )
     rules = rules_from(locals())
     if html is not None:

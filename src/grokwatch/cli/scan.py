@@ -18,6 +18,7 @@ from grokwatch.cli.options import (
     CacheOpt,
     CachePathOpt,
     DirsArg,
+    EmbeddingsOpt,
     ExcludeOpt,
     FitOpt,
     FormatOpt,
@@ -30,6 +31,7 @@ from grokwatch.cli.options import (
     ReplicasOpt,
     RuleOpt,
     SeedOpt,
+    SplitQkvOpt,
     TrapMinOpt,
     WorkersOpt,
     rules_from,
@@ -58,6 +60,8 @@ def scan(
     cache_path: CachePathOpt = None,
     layers: LayersOpt = None,
     exclude: ExcludeOpt = None,
+    embeddings: EmbeddingsOpt = DEFAULT_SETTINGS.embeddings,
+    split_qkv: SplitQkvOpt = DEFAULT_SETTINGS.split_qkv,
     seed: SeedOpt = DEFAULT_SETTINGS.seed,
     replicas: ReplicasOpt = None,
     alpha_low: AlphaLowOpt = DEFAULT_RULES.alpha_low,
@@ -93,6 +97,8 @@ def scan(
         replicas=replicas,
         layers=tuple(layers or ()),
         exclude=tuple(exclude or ()),
+        embeddings=embeddings,
+        split_qkv=split_qkv,
     )
     rules = rules_from(locals())
     if len(directories) > 1:

@@ -30,12 +30,14 @@ from grokwatch.cli.options import (
     CacheOpt,
     CachePathOpt,
     DirArg,
+    EmbeddingsOpt,
     ExcludeOpt,
     FormatOpt,
     LayersOpt,
     OutputFormat,
     ReplicasOpt,
     SeedOpt,
+    SplitQkvOpt,
     TrapMinOpt,
     WorkersOpt,
 )
@@ -58,6 +60,8 @@ def traps(
     cache_path: CachePathOpt = None,
     layers: LayersOpt = None,
     exclude: ExcludeOpt = None,
+    embeddings: EmbeddingsOpt = DEFAULT_SETTINGS.embeddings,
+    split_qkv: SplitQkvOpt = DEFAULT_SETTINGS.split_qkv,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -91,7 +95,13 @@ def traps(
     from grokwatch.settings import PhaseRules, Settings
 
     settings = Settings(
-        traps=True, seed=seed, replicas=replicas, layers=tuple(layers or ()), exclude=tuple(exclude or ())
+        traps=True,
+        seed=seed,
+        replicas=replicas,
+        layers=tuple(layers or ()),
+        exclude=tuple(exclude or ()),
+        embeddings=embeddings,
+        split_qkv=split_qkv,
     )
     if plot is not None:
         check_output_dir(plot, "--plot")

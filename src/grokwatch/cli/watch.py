@@ -20,6 +20,7 @@ from grokwatch.cli.options import (
     AntiReboundOpt,
     CacheOpt,
     CachePathOpt,
+    EmbeddingsOpt,
     ExcludeOpt,
     FitOpt,
     LayersOpt,
@@ -30,6 +31,7 @@ from grokwatch.cli.options import (
     ReplicasOpt,
     RuleOpt,
     SeedOpt,
+    SplitQkvOpt,
     TrapMinOpt,
     rules_from,
 )
@@ -185,6 +187,8 @@ def watch(
     cache_path: CachePathOpt = None,
     layers: LayersOpt = None,
     exclude: ExcludeOpt = None,
+    embeddings: EmbeddingsOpt = DEFAULT_SETTINGS.embeddings,
+    split_qkv: SplitQkvOpt = DEFAULT_SETTINGS.split_qkv,
     seed: SeedOpt = DEFAULT_SETTINGS.seed,
     replicas: ReplicasOpt = None,
     alpha_low: AlphaLowOpt = DEFAULT_RULES.alpha_low,
@@ -224,6 +228,8 @@ def watch(
         replicas=replicas,
         layers=tuple(layers or ()),
         exclude=tuple(exclude or ()),
+        embeddings=embeddings,
+        split_qkv=split_qkv,
     )
     rules = rules_from(locals())
     env = environment()

@@ -278,14 +278,13 @@ def train(
 
 def _preset_options(ctx: typer.Context, name: str) -> dict:
     """The preset's values for every option left at its default (explicit options win)."""
-    from click.core import ParameterSource
-
     from grokwatch.train.presets import PRESETS
 
-    given = {ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT}
-    return {k: v for k, v in PRESETS[name].items() if ctx.get_parameter_source(k) not in given} | {
-        "preset": name
-    }
+    def given(key: str) -> bool:  # by name: typer may bring its own copy of click's enum
+        source = ctx.get_parameter_source(key)
+        return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+    return {k: v for k, v in PRESETS[name].items() if not given(k)} | {"preset": name}
 
 
 def _dry_run(cfg, run_dir: Path) -> None:

@@ -15,7 +15,8 @@ Choices, from openai/grok's model where the paper is silent: post-LayerNorm bloc
 (x = LN(x + attn(x)); x = LN(x + mlp(x))), ReLU MLP of width d_mlp (4 d), no biases, no final
 LayerNorm, default PyTorch init. Differences, stated: positions are a learned (4, d) table
 (openai/grok adds fixed sinusoids), and the unembedding has p outputs (the answers) rather than
-the whole vocabulary. `layer_norm=False` drops both LayerNorms (Nanda et al.'s 1-layer model).
+the whole vocabulary. `layer_norm=False` drops both LayerNorms and scales the embedding tables to
+N(0, 1/d) as Nanda et al. do (their 1-layer model).
 """
 
 from __future__ import annotations
@@ -100,6 +101,10 @@ class ModularTransformer(nn.Module):
         self.pos_embed = nn.Embedding(SEQ_LEN, d_model)
         self.blocks = nn.ModuleList(Block(d_model, heads, d_mlp, layer_norm) for _ in range(layers))
         self.unembed = nn.Linear(d_model, p, bias=False)
+        if not layer_norm:  # Nanda et al.'s init: without LayerNorm an N(0, 1) table swamps the blocks
+            with torch.no_grad():
+                self.tok_embed.weight.div_(d_model**0.5)
+                self.pos_embed.weight.div_(d_model**0.5)
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """(n, 2) pairs -> (n, 4) token ids `a op b =`."""

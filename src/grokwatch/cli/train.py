@@ -165,7 +165,7 @@ def train(
             "Power et al.'s recipe: AdamW lr 1e-3, betas (0.9, 0.98), wd 1, 10 warm-up steps)."
         ),
     ] = Model.mlp,
-    preset: Annotated[Preset | None, typer.Option(help=_preset_help(), show_default=False)] = None,
+    preset: Annotated[Preset | None, typer.Option(help=_preset_help(), show_default="none")] = None,
     layers: Annotated[int | None, typer.Option(help="transformer: blocks.", show_default="2")] = None,
     heads: Annotated[int | None, typer.Option(help="transformer: attention heads.", show_default="4")] = None,
     d_mlp: Annotated[

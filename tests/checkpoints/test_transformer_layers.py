@@ -216,3 +216,28 @@ def test_our_transformer_checkpoint_scanned_with_and_without_embeddings(tmp_path
     rec = by_name["blocks.0.attn.qkv.weight[q]"]
     assert rec.alpha == pytest.approx(ref.alpha) and rec.shape == [32, 32]
     assert rec.extra["qkv_part"]["part"] == "q"
+
+
+def test_scan_cli_split_qkv_and_no_embeddings(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from grokwatch.cli import app
+    from grokwatch.train.transformer import ModularTransformer
+
+    torch.manual_seed(4)
+    model = ModularTransformer(23, d_model=32, layers=1, heads=4, d_mlp=64)
+    (tmp_path / "r").mkdir()
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()}, tmp_path / "r" / "step_5.safetensors"
+    )
+    args = ["scan", str(tmp_path / "r"), "--format", "json", "-j", "1", "--no-cache"]
+    plain = CliRunner().invoke(app, args)
+    split = CliRunner().invoke(app, [*args, "--split-qkv", "--no-embeddings"])
+    assert plain.exit_code == 0 and split.exit_code == 0, split.output
+    a = {r["layer"] for r in json.loads(plain.stdout)}
+    b = {r["layer"] for r in json.loads(split.stdout)}
+    assert "blocks.0.attn.qkv.weight" in a and "tok_embed.weight" in a and "unembed.weight" in a
+    assert {f"blocks.0.attn.qkv.weight[{p}]" for p in "qkv"} <= b
+    assert not b & {"blocks.0.attn.qkv.weight", "tok_embed.weight", "unembed.weight"}

@@ -241,3 +241,5 @@ def test_scan_cli_split_qkv_and_no_embeddings(tmp_path):
     assert "blocks.0.attn.qkv.weight" in a and "tok_embed.weight" in a and "unembed.weight" in a
     assert {f"blocks.0.attn.qkv.weight[{p}]" for p in "qkv"} <= b
     assert not b & {"blocks.0.attn.qkv.weight", "tok_embed.weight", "unembed.weight"}
+    table = CliRunner().invoke(app, [*args[:2], "-j", "1", "--no-cache", "--split-qkv"])
+    assert table.exit_code == 0 and "α blocks.0.attn.qkv.weight[k]" in table.stdout  # not eaten as markup

@@ -221,9 +221,9 @@ def _extra(ck: Checkpoint, r: TensorRef) -> dict:
     if r.key_b:
         extra["lora"] = {"A": r.key, "B": r.key_b, "scale": r.scale, "delta": "scale * B @ A"}
     if r.source:
-        extra["source_key"] = r.source
+        extra["source_key"] = r.source  # the wrapper key of the state dict in a torch file
     if r.part:  # one block of a fused QKV matrix (--split-qkv)
-        extra["qkv_part"] = {"key": r.key, "part": r.part, "per_head": r.part_heads or None}  # the wrapper key of the state dict in a torch file
+        extra["qkv_part"] = {"key": r.key, "part": r.part, "per_head": r.part_heads or None}
     if ck.step_unit != "step":
         extra["step_unit"] = ck.step_unit
     return extra

@@ -15,6 +15,7 @@ import numpy as np
 
 from grokwatch.checkpoints import Checkpoint, TensorReader, TensorRef, tensor_refs
 from grokwatch.checkpoints.base_model import attach_base, load_base
+from grokwatch.checkpoints.layers import config_heads, is_embedding, split_qkv_refs
 from grokwatch.errors import GrokwatchError
 from grokwatch.records import LayerRecord
 from grokwatch.settings import Settings
@@ -35,6 +36,7 @@ __all__ = [
     "analyze_checkpoint",
     "analyze_checkpoints",
     "analyze_matrix",
+    "analysed_refs",
     "checkpoint_refs",
     "fit_values",
     "layer_matrix_values",
@@ -60,8 +62,7 @@ def layer_seed(seed: int, layer: str) -> int:
 def checkpoint_refs(ck: Checkpoint, settings: Settings) -> list[TensorRef]:
     """Every tensor of a checkpoint as it is analysed: with `--base`, LoRA layers carry their base W.
 
-    The one place every path (local pool, per-layer split, GPU, figures) gets its refs from, so
-    W + ΔW is analysed the same way whichever path runs. Layers left as ΔW are noted on `ck`.
+    Layers left as ΔW are noted on `ck`. See `analysed_refs` for the ones a scan analyses.
     """
     refs = tensor_refs(ck)
     if settings.base is not None and any(r.key_b for r in refs):
@@ -70,7 +71,27 @@ def checkpoint_refs(ck: Checkpoint, settings: Settings) -> list[TensorRef]:
     return refs
 
 
-def select(refs: list[TensorRef], settings: Settings) -> list[TensorRef]:
+def analysed_refs(ck: Checkpoint, settings: Settings) -> tuple[list[TensorRef], list[TensorRef]]:
+    """(every tensor, the ones a scan analyses) of one checkpoint; why something was left is on `ck.notes`.
+
+    The one place every path (local pool, per-layer split, GPU, Dask workers) gets its layers from,
+    so `--base`, `--split-qkv`, `--no-embeddings` and the size filter act the same whichever runs.
+    """
+    all_refs = checkpoint_refs(ck, settings)
+    heads = _heads(ck, all_refs) if settings.split_qkv else None
+    return all_refs, select(all_refs, settings, heads, ck.notes)
+
+
+def select(
+    refs: list[TensorRef], settings: Settings, heads: int | None = None, notes: list[str] | None = None
+) -> list[TensorRef]:
+    """The refs a scan analyses: large enough, matching --layers/--exclude, embeddings and fused
+    QKV handled as `settings` says (see checkpoints/layers.py; `heads` splits GPT-NeoX's
+    per-head layout, `notes` receives why a fused matrix was kept whole)."""
+    if not settings.embeddings:
+        refs = [r for r in refs if not is_embedding(r.layer)]
+    if settings.split_qkv:
+        refs = split_qkv_refs(refs, heads, notes)
     out = []
     for r in refs:
         if not analysable(r.shape, settings.min_side):
@@ -173,8 +194,11 @@ def layer_spectra(ck: Checkpoint, layers: list[str], settings: Settings):
     from grokwatch.spectral.traps import find_traps
 
     wanted = set(layers)
+    refs = checkpoint_refs(ck, settings)
+    if any(name.endswith(("[q]", "[k]", "[v]")) for name in wanted):
+        refs += [r for r in split_qkv_refs(refs, _heads(ck, refs)) if r.part]
     with TensorReader() as reader:
-        for ref in checkpoint_refs(ck, settings):
+        for ref in refs:
             if ref.layer not in wanted:
                 continue
             W = reader.read(ref)
@@ -183,6 +207,14 @@ def layer_spectra(ck: Checkpoint, layers: list[str], settings: Settings):
                 esd(W),
                 find_traps(W, seed=layer_seed(settings.seed, ref.layer), replicas=settings.replicas),
             )
+
+
+def _heads(ck: Checkpoint, refs: list[TensorRef]) -> int | None:
+    """The head count for GPT-NeoX-style fused QKV, read only when such a tensor is there."""
+    if not any(r.key.endswith("query_key_value.weight") for r in refs):
+        return None
+    f = ck.files[0]
+    return config_heads(f if f.is_dir() else f.parent)
 
 
 def _float_meta(meta: dict, key: str) -> float | None:
@@ -229,7 +261,7 @@ def why_nothing(ck: Checkpoint, refs: list[TensorRef], settings: Settings) -> st
             f"{ck.path}: no analysable tensor (no 2-D tensor with both sides >= {settings.min_side}; "
             f"largest {'x'.join(map(str, largest))})"
         )
-    return f"{ck.path}: no analysable tensor (all {len(big)} weight matrices excluded by --layers/--exclude)"
+    return f"{ck.path}: no analysable tensor (all {len(big)} weight matrices excluded by --layers/--exclude/--no-embeddings)"
 
 
 def _extra(ck: Checkpoint, r: TensorRef) -> dict:
@@ -246,6 +278,8 @@ def _extra(ck: Checkpoint, r: TensorRef) -> dict:
         extra["lora"] = {"A": r.key, "B": r.key_b, "scale": r.scale, "delta": "scale * B @ A"}
     if r.source:
         extra["source_key"] = r.source  # the wrapper key of the state dict in a torch file
+    if r.part:  # one block of a fused QKV matrix (--split-qkv)
+        extra["qkv_part"] = {"key": r.key, "part": r.part, "per_head": r.part_heads or None}
     if ck.step_unit != "step":
         extra["step_unit"] = ck.step_unit
     return extra
@@ -316,8 +350,8 @@ def analyze_checkpoints(cks: list[Checkpoint], settings: Settings) -> list[Check
     results, pending = [], []
     for ck in cks:
         try:
-            all_refs = checkpoint_refs(ck, settings)
-            refs = select(all_refs, settings)
+            all_refs, refs = analysed_refs(ck, settings)
+            notes = list(ck.notes)
             records = []
             with TensorReader() as reader:
                 for r in refs:
@@ -327,7 +361,6 @@ def analyze_checkpoints(cks: list[Checkpoint], settings: Settings) -> list[Check
                     records.append(rec)
                     if evals is not None:
                         pending.append((rec, evals))
-            notes = list(ck.notes)
             if not records:
                 notes.append(why_nothing(ck, all_refs, settings))
             results.append(CheckpointResult(ck.rel, ck.step, records, notes=notes, step_unit=ck.step_unit))

@@ -18,10 +18,9 @@ import numpy as np
 
 from grokwatch.analyze import (
     CheckpointResult,
-    checkpoint_refs,
+    analysed_refs,
     fit_values,
     new_record,
-    select,
     set_fields,
     shape_fields,
     trap_fields,
@@ -67,14 +66,13 @@ def analyze_on_device(
 
 def _count(ck: Checkpoint, settings: Settings) -> int:
     try:
-        return len(select(checkpoint_refs(ck, settings), settings))
+        return len(analysed_refs(ck, settings)[1])
     except CheckpointError:
         return 0
 
 
 def _one(ck: Checkpoint, settings: Settings, batcher: GramBatcher, tick) -> CheckpointResult:
-    all_refs = checkpoint_refs(ck, settings)
-    refs = select(all_refs, settings)
+    all_refs, refs = analysed_refs(ck, settings)
     records, keys = [], []  # keys[i]: the batcher keys of record i's matrices (None after an error)
     with TensorReader() as reader:
         for r in refs:

@@ -94,6 +94,12 @@ class Settings:
     exclude: tuple[str, ...] = ()
     min_side: int = MIN_SIDE
     base: str | None = None  # base model of LoRA adapters: analyse W + ΔW instead of ΔW (`--base`)
+    # Embedding and unembedding tables (checkpoints/layers.py: is_embedding): included, as
+    # WeightWatcher analyses nn.Embedding layers and the output nn.Linear.
+    embeddings: bool = True
+    # Fused QKV projections (c_attn, in_proj_weight, qkv, query_key_value) as three d x d
+    # matrices `name[q]`, `name[k]`, `name[v]`; off = one matrix as stored, as WeightWatcher does.
+    split_qkv: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fit", _enum(Fit, self.fit, "fit"))
@@ -113,9 +119,11 @@ class Settings:
         d["version"] = __version__
         if not self.traps:
             d.pop("seed"), d.pop("replicas")
-        if self.base is None:
-            d.pop("base")  # keys of caches written before --base existed stay valid
-        else:  # a replaced or edited base model changes W + ΔW
+        # options at their defaults stay out of the key: caches written before they existed stay valid
+        for name, default in (("base", None), ("embeddings", True), ("split_qkv", False)):
+            if d[name] == default:
+                d.pop(name)
+        if self.base is not None:  # a replaced or edited base model changes W + ΔW
             from grokwatch.checkpoints.base_model import fingerprint
 
             d["base"] = [self.base, fingerprint(self.base)]

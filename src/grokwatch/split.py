@@ -23,11 +23,10 @@ from pathlib import Path
 
 from grokwatch.analyze import (
     CheckpointResult,
-    checkpoint_refs,
+    analysed_refs,
     fit_values,
     layer_matrix_values,
     new_record,
-    select,
     set_fields,
     why_nothing,
 )
@@ -142,8 +141,7 @@ def analyze_split(
     ready: list[tuple[int, CheckpointResult]] = []
     for j, ck in enumerate(cks):
         try:
-            all_refs = checkpoint_refs(ck, settings)
-            refs = select(all_refs, settings)
+            all_refs, refs = analysed_refs(ck, settings)
         except CheckpointError as e:
             ready.append((j, CheckpointResult(ck.rel, ck.step, [], error=str(e))))
             continue

@@ -199,6 +199,7 @@ class Monitor:
 
         from grokwatch.analyze import select
         from grokwatch.checkpoints import TensorRef, clean_name
+        from grokwatch.checkpoints.layers import part_matrix
 
         state = self.model.state_dict()
         if self._names is None:
@@ -207,9 +208,13 @@ class Monitor:
                 for k, v in state.items()
                 if isinstance(v, torch.Tensor) and v.is_floating_point()
             ]
-            self._names = [(r.key, r.layer) for r in select(refs, self.settings)]
+            self._names = [(r.key, r.layer, r) for r in select(refs, self.settings)]
         with torch.no_grad():
-            return {layer: state[key].detach().cpu().clone() for key, layer in self._names if key in state}
+            return {
+                layer: part_matrix(state[key].detach().cpu(), r).clone()
+                for key, layer, r in self._names
+                if key in state
+            }
 
     # ------------------------------------------------------------ worker thread
 

@@ -71,6 +71,11 @@ class TensorRef:
     base_transposed: bool = False
     # The wrapper key the state dict was found under in a torch file ("model_state", ...).
     source: str | None = None
+    # One block of a fused QKV matrix ("q", "k" or "v"; see checkpoints/layers.py): split along
+    # `part_axis`, per head when `part_heads` > 0 (GPT-NeoX), contiguously otherwise.
+    part: str | None = None
+    part_axis: int = 0
+    part_heads: int = 0
 
 
 @dataclass

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from grokwatch.checkpoints.discover import shard_files
+from grokwatch.checkpoints.layers import part_matrix
 from grokwatch.checkpoints.names import (
     DCP,
     EPOCH_KEYS,
@@ -265,6 +266,8 @@ class TensorReader:
 
     def read(self, ref: TensorRef, wide: bool = False) -> np.ndarray:
         """The tensor as numpy (bf16 as float32); `wide` for float64, read without a float32 copy."""
+        if ref.part:  # one of Q, K, V of a fused matrix (--split-qkv)
+            return np.ascontiguousarray(part_matrix(self._raw(ref.file, ref.key, wide), ref))
         if ref.key_b is None:
             return self._raw(ref.file, ref.key, wide)
         a = self._raw(ref.file, ref.key).astype(np.float64)

@@ -191,7 +191,7 @@ def run_scan(
         raise typer.Exit(e.exit_code) from None
     for line in result.errors:
         error_line(line)
-    for line in result.warnings:
+    for line in dict.fromkeys(result.warnings):  # a per-layer note repeats in every checkpoint: once
         warn_line(line)
     if not result.records and result.errors:
         error_line(f"{directory}: no readable checkpoint")

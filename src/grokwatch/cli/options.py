@@ -116,6 +116,22 @@ BaseOpt = Annotated[
         show_default="none: the update alone",
     ),
 ]
+EmbeddingsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--embeddings/--no-embeddings",
+        help="Include embedding and unembedding tables (tok_embed, wte, wpe, embed_tokens, lm_head, "
+        "unembed...), as WeightWatcher does.",
+    ),
+]
+SplitQkvOpt = Annotated[
+    bool,
+    typer.Option(
+        "--split-qkv",
+        help="Analyse fused QKV projections (c_attn, in_proj_weight, qkv, query_key_value) as three "
+        "d x d matrices NAME[q], NAME[k], NAME[v] instead of one matrix as stored (WeightWatcher's way).",
+    ),
+]
 SeedOpt = Annotated[
     int, typer.Option("--seed", envvar="GROKWATCH_SEED", help="Seed of the element shuffles (traps).")
 ]

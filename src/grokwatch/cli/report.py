@@ -22,6 +22,7 @@ from grokwatch.cli.options import (
     CacheOpt,
     CachePathOpt,
     DirsArg,
+    EmbeddingsOpt,
     ExcludeOpt,
     FitOpt,
     LayersOpt,
@@ -33,6 +34,7 @@ from grokwatch.cli.options import (
     RuleOpt,
     SchedulerOpt,
     SeedOpt,
+    SplitQkvOpt,
     TrapMinOpt,
     WorkersOpt,
     rules_from,
@@ -164,6 +166,8 @@ def report(
     layers: LayersOpt = None,
     exclude: ExcludeOpt = None,
     base: BaseOpt = None,
+    embeddings: EmbeddingsOpt = DEFAULT_SETTINGS.embeddings,
+    split_qkv: SplitQkvOpt = DEFAULT_SETTINGS.split_qkv,
     seed: SeedOpt = DEFAULT_SETTINGS.seed,
     replicas: ReplicasOpt = None,
     alpha_low: AlphaLowOpt = DEFAULT_RULES.alpha_low,
@@ -210,6 +214,8 @@ def report(
         layers=tuple(layers or ()),
         exclude=tuple(exclude or ()),
         base=base,
+        embeddings=embeddings,
+        split_qkv=split_qkv,
     )
     rules = rules_from(locals())
     if html is not None:

@@ -21,6 +21,7 @@ from grokwatch.cli.options import (
     CachePathOpt,
     DeviceOpt,
     DirsArg,
+    EmbeddingsOpt,
     ExcludeOpt,
     FitOpt,
     FormatOpt,
@@ -34,6 +35,7 @@ from grokwatch.cli.options import (
     RuleOpt,
     SchedulerOpt,
     SeedOpt,
+    SplitQkvOpt,
     TrapMinOpt,
     WorkersOpt,
     rules_from,
@@ -65,6 +67,8 @@ def scan(
     layers: LayersOpt = None,
     exclude: ExcludeOpt = None,
     base: BaseOpt = None,
+    embeddings: EmbeddingsOpt = DEFAULT_SETTINGS.embeddings,
+    split_qkv: SplitQkvOpt = DEFAULT_SETTINGS.split_qkv,
     seed: SeedOpt = DEFAULT_SETTINGS.seed,
     replicas: ReplicasOpt = None,
     alpha_low: AlphaLowOpt = DEFAULT_RULES.alpha_low,
@@ -103,6 +107,8 @@ def scan(
         layers=tuple(layers or ()),
         exclude=tuple(exclude or ()),
         base=base,
+        embeddings=embeddings,
+        split_qkv=split_qkv,
     )
     rules = rules_from(locals())
     if len(directories) > 1:

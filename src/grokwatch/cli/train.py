@@ -17,12 +17,22 @@ import typer
 from grokwatch.cli.common import check_output_dir, error_line, show_progress, stderr_console, stdout_console
 from grokwatch.errors import ConfigMismatchError, ExitCode
 
-__all__ = ["DType", "Device", "Loss", "Op", "Task", "train"]
+__all__ = ["DType", "Device", "Loss", "Model", "Op", "Preset", "Task", "train"]
 
 
 class Task(str, Enum):
     mnist = "mnist"
     modadd = "modadd"
+
+
+class Model(str, Enum):
+    mlp = "mlp"
+    transformer = "transformer"
+
+
+class Preset(str, Enum):
+    power2022 = "power2022"
+    nanda2023 = "nanda2023"
 
 
 class Loss(str, Enum):
@@ -55,7 +65,21 @@ def _fmt_time(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
+def _preset_help() -> str:
+    from grokwatch.train.presets import describe_preset
+
+    return (
+        "A published recipe; options given explicitly override it. "
+        "power2022 (Power et al.): "
+        + describe_preset("power2022")
+        + ". nanda2023 (Nanda et al., 1 layer): "
+        + describe_preset("nanda2023")
+        + "."
+    )
+
+
 def train(
+    ctx: typer.Context,
     task: Annotated[
         Task, typer.Option(help="mnist: Omnigrok's init-scaled MLP on 1k MNIST; modadd: (a op b) mod p.")
     ] = Task.mnist,
@@ -63,7 +87,7 @@ def train(
         str,
         typer.Option(
             help="Total training steps: 100000, 100_000 or 1e5 (the paper: 1e7).",
-            show_default="1e5 mnist, 3000 modadd",
+            show_default="1e5 mnist, 3000 modadd, 20000 transformer",
         ),
     ] = "",
     out: Annotated[
@@ -99,7 +123,10 @@ def train(
     ] = None,
     lr: Annotated[
         float | None,
-        typer.Option(help="AdamW learning rate (paper: 5e-4).", show_default="1e-3 mnist, 3e-3 modadd"),
+        typer.Option(
+            help="AdamW learning rate (paper: 5e-4).",
+            show_default="1e-3 mnist, 3e-3 modadd, 1e-3 transformer",
+        ),
     ] = None,
     wd: Annotated[
         float | None,
@@ -109,7 +136,11 @@ def train(
         float | None, typer.Option(help="AdamW beta2.", show_default="0.999 mnist, 0.98 modadd")
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help="Batch size; 0 = full batch.", show_default="200 mnist, full modadd")
+        int | None,
+        typer.Option(
+            help="Batch size; 0 = full batch.",
+            show_default="200 mnist, full modadd, min(512, half the training set) transformer",
+        ),
     ] = None,
     init_scale: Annotated[
         float | None,
@@ -117,13 +148,40 @@ def train(
     ] = None,
     dtype: Annotated[DType, typer.Option(help="Parameter dtype (paper: float64).")] = DType.float32,
     width: Annotated[
-        int | None, typer.Option(help="Hidden width.", show_default="200 mnist, 256 modadd")
+        int | None,
+        typer.Option(
+            help="Hidden width (transformer: d_model).", show_default="200 mnist, 256 modadd, 128 transformer"
+        ),
     ] = None,
     train_size: Annotated[int, typer.Option(help="mnist: stratified training samples.")] = 1000,
     p: Annotated[int, typer.Option("--p", help="modadd: the modulus.")] = 97,
     op: Annotated[Op, typer.Option(help="modadd: the operation (div needs a prime p).")] = Op.add,
     train_frac: Annotated[float, typer.Option(help="modadd: fraction of all pairs used for training.")] = 0.5,
     embed_dim: Annotated[int, typer.Option(help="modadd: embedding size (shared table for a and b).")] = 128,
+    model: Annotated[
+        Model,
+        typer.Option(
+            help="modadd: mlp (embedding + one hidden layer) or transformer (decoder-only on `a op b =`, "
+            "Power et al.'s recipe: AdamW lr 1e-3, betas (0.9, 0.98), wd 1, 10 warm-up steps)."
+        ),
+    ] = Model.mlp,
+    preset: Annotated[Preset | None, typer.Option(help=_preset_help(), show_default="none")] = None,
+    layers: Annotated[int | None, typer.Option(help="transformer: blocks.", show_default="2")] = None,
+    heads: Annotated[int | None, typer.Option(help="transformer: attention heads.", show_default="4")] = None,
+    d_mlp: Annotated[
+        int | None, typer.Option(help="transformer: MLP width.", show_default="4 x --width")
+    ] = None,
+    layer_norm: Annotated[
+        bool | None,
+        typer.Option("--layer-norm/--no-layer-norm", help="transformer: post-LN blocks.", show_default="on"),
+    ] = None,
+    warmup: Annotated[
+        int | None,
+        typer.Option(
+            help="Linear learning-rate warm-up over this many steps, then constant.",
+            show_default="10 transformer, 0 mlp",
+        ),
+    ] = None,
     flush_denormal: Annotated[
         bool, typer.Option(help="CPU: flush subnormal floats to zero (avoids slow steps late in training).")
     ] = True,
@@ -148,10 +206,8 @@ def train(
     from grokwatch.train import DataError, TrainConfig, parse_steps
 
     try:
-        n_steps = parse_steps(steps) if steps else (100_000 if task is Task.mnist else 3000)
-        cfg = TrainConfig(
+        options = dict(
             task=task.value,
-            steps=n_steps,
             seed=seed,
             checkpoints=checkpoints,
             device=device.value,
@@ -171,7 +227,18 @@ def train(
             op=op.value,
             train_frac=train_frac,
             embed_dim=embed_dim,
-        ).resolved()
+            model=model.value,
+            layers=layers,
+            heads=heads,
+            d_mlp=d_mlp,
+            layer_norm=layer_norm,
+            warmup=warmup,
+        )
+        if preset is not None:
+            options.update(_preset_options(ctx, preset.value))
+        mnist, mlp = options["task"] == "mnist", options["model"] == "mlp"
+        n_steps = parse_steps(steps) if steps else (100_000 if mnist else 3000 if mlp else 20_000)
+        cfg = TrainConfig(steps=n_steps, **options).resolved()
     except ValueError as e:
         error_line(str(e))
         raise typer.Exit(ExitCode.USAGE) from None
@@ -209,6 +276,17 @@ def train(
         raise typer.Exit(ExitCode.INTERRUPTED)
 
 
+def _preset_options(ctx: typer.Context, name: str) -> dict:
+    """The preset's values for every option left at its default (explicit options win)."""
+    from grokwatch.train.presets import PRESETS
+
+    def given(key: str) -> bool:  # by name: typer may bring its own copy of click's enum
+        source = ctx.get_parameter_source(key)
+        return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+    return {k: v for k, v in PRESETS[name].items() if not given(k)} | {"preset": name}
+
+
 def _dry_run(cfg, run_dir: Path) -> None:
     from grokwatch.train import plan
 
@@ -221,7 +299,8 @@ def _dry_run(cfg, run_dir: Path) -> None:
     batch = "full" if cfg.batch_size <= 0 or cfg.batch_size >= pl.n_train else str(cfg.batch_size)
     con.print(
         f"training    {cfg.loss} loss, AdamW lr {cfg.lr:g} wd {cfg.wd:g} betas (0.9, {cfg.beta2:g}), batch {batch}, "
-        f"seed {cfg.seed}, device {pl.device}"
+        + (f"warm-up {cfg.warmup} steps, " if cfg.warmup else "")
+        + f"seed {cfg.seed}, device {pl.device}"
     )
     resume = f", resuming from step {pl.resume_from}" if pl.resume_from else ""
     con.print(f"steps       {cfg.steps:,}{resume}")

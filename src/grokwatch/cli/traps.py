@@ -31,6 +31,7 @@ from grokwatch.cli.options import (
     CacheOpt,
     CachePathOpt,
     DirArg,
+    EmbeddingsOpt,
     ExcludeOpt,
     FormatOpt,
     LayersOpt,
@@ -38,6 +39,7 @@ from grokwatch.cli.options import (
     ReplicasOpt,
     SchedulerOpt,
     SeedOpt,
+    SplitQkvOpt,
     TrapMinOpt,
     WorkersOpt,
 )
@@ -62,6 +64,8 @@ def traps(
     layers: LayersOpt = None,
     exclude: ExcludeOpt = None,
     base: BaseOpt = None,
+    embeddings: EmbeddingsOpt = DEFAULT_SETTINGS.embeddings,
+    split_qkv: SplitQkvOpt = DEFAULT_SETTINGS.split_qkv,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -102,6 +106,8 @@ def traps(
         layers=tuple(layers or ()),
         exclude=tuple(exclude or ()),
         base=base,
+        embeddings=embeddings,
+        split_qkv=split_qkv,
     )
     if plot is not None:
         check_output_dir(plot, "--plot")

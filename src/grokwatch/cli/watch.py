@@ -21,6 +21,7 @@ from grokwatch.cli.options import (
     BaseOpt,
     CacheOpt,
     CachePathOpt,
+    EmbeddingsOpt,
     ExcludeOpt,
     FitOpt,
     LayersOpt,
@@ -31,6 +32,7 @@ from grokwatch.cli.options import (
     ReplicasOpt,
     RuleOpt,
     SeedOpt,
+    SplitQkvOpt,
     TrapMinOpt,
     rules_from,
 )
@@ -187,6 +189,8 @@ def watch(
     layers: LayersOpt = None,
     exclude: ExcludeOpt = None,
     base: BaseOpt = None,
+    embeddings: EmbeddingsOpt = DEFAULT_SETTINGS.embeddings,
+    split_qkv: SplitQkvOpt = DEFAULT_SETTINGS.split_qkv,
     seed: SeedOpt = DEFAULT_SETTINGS.seed,
     replicas: ReplicasOpt = None,
     alpha_low: AlphaLowOpt = DEFAULT_RULES.alpha_low,
@@ -227,6 +231,8 @@ def watch(
         layers=tuple(layers or ()),
         exclude=tuple(exclude or ()),
         base=base,
+        embeddings=embeddings,
+        split_qkv=split_qkv,
     )
     rules = rules_from(locals())
     env = environment()

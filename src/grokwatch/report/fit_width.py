@@ -46,7 +46,7 @@ def _build(cols, rows, keep, title, caption, box, row_styles):
     t = Table(title=title, caption=caption, box=box)
     for i in keep:
         c = cols[i]
-        t.add_column(c.header, justify=c.justify, no_wrap=not c.wrap, overflow="fold")
+        t.add_column(Text(c.header), justify=c.justify, no_wrap=not c.wrap, overflow="fold")  # not markup
     for row, rstyle in zip(rows, row_styles):
         cells = []
         for i in keep:

@@ -64,6 +64,8 @@ class Plan:
 def _describe_model(model) -> str:
     import torch
 
+    if hasattr(model, "describe"):
+        return model.describe()
     parts = []
     for name, mod in model.named_children():
         if isinstance(mod, torch.nn.Linear):

@@ -101,6 +101,7 @@ class Trainer:
         self.step = 0
         self._graph = None
         self._graph_failed = not cuda  # CUDA graphs only on CUDA; see _capture
+        self.warmup = config.warmup or 0
         self._stream = torch.cuda.Stream() if cuda else None
 
     def _targets(self, y: torch.Tensor) -> torch.Tensor:
@@ -133,6 +134,9 @@ class Trainer:
         loss = self._loss(self.model(xb), tb)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.step < self.warmup:  # linear warm-up: step t (1-based) uses lr * t / warmup
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.lr * (self.step + 1) / self.warmup
         if not (self._direct_adamw and _fused_adamw_step(self.optimizer)):
             self.optimizer.step()
 
@@ -143,7 +147,7 @@ class Trainer:
             if stop is not None and stop():
                 break
             idx = self._next_indices()
-            if self._graph is None and not self._graph_failed and self.step >= 3:
+            if self._graph is None and not self._graph_failed and self.step >= max(3, self.warmup):
                 self._capture(idx)
             if self._graph is not None:
                 if idx is not None:

@@ -2,7 +2,7 @@
 
 Module names are chosen so that the checkpoint tensor names are the ones `scan` shows:
 `fc1.weight`, `fc2.weight`, `fc3.weight` (MNIST) and `embed.weight`, `fc1.weight`,
-`fc2.weight` (modular arithmetic).
+`fc2.weight` (modular arithmetic); the transformer's are listed in train/transformer.py.
 """
 
 from __future__ import annotations
@@ -55,6 +55,12 @@ def build_model(config, dtype: torch.dtype) -> nn.Module:
     """
     if config.task == "mnist":
         model: nn.Module = MLP(width=config.width)
+    elif config.model == "transformer":
+        from grokwatch.train.transformer import ModularTransformer
+
+        model = ModularTransformer(
+            config.p, config.width, config.layers, config.heads, config.d_mlp, config.layer_norm
+        )
     else:
         model = ModularMLP(config.p, embed_dim=config.embed_dim, width=config.width)
     model = model.to(dtype)

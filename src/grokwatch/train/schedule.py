@@ -16,22 +16,26 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 
 __all__ = [
+    "MODELS",
     "OPS",
     "RESUMABLE_FIELDS",
     "TASKS",
     "TrainConfig",
     "config_differences",
     "log_schedule",
+    "modular_train_size",
     "parse_steps",
 ]
 
 TASKS = ("mnist", "modadd")
 OPS = ("add", "sub", "mul", "div")
+MODELS = ("mlp", "transformer")
 
 # Fields that may differ between the first run and a resume of the same folder: how far to
 # train, how densely to checkpoint, where to compute, where the data files happen to live
 # (the data itself is compared through its fingerprint).
-RESUMABLE_FIELDS = frozenset({"steps", "checkpoints", "device", "data_dir", "threads"})
+# `preset` only supplies defaults: the resolved values it led to are what is compared.
+RESUMABLE_FIELDS = frozenset({"steps", "checkpoints", "device", "data_dir", "threads", "preset"})
 
 _STEPS_RE = re.compile(r"^\s*(\d[\d_]*)(?:\.(\d*))?(?:[eE]\+?(\d+))?\s*$")
 
@@ -115,12 +119,23 @@ class TrainConfig:
     op: str = "add"
     train_frac: float = 0.5
     embed_dim: int = 128
+    # modadd --model transformer (train/transformer.py); `width` is d_model. None = Power et al.'s
+    # values (see _transformer_defaults).
+    model: str = "mlp"
+    layers: int | None = None
+    heads: int | None = None
+    d_mlp: int | None = None
+    layer_norm: bool | None = None
+    warmup: int | None = None  # linear lr warm-up steps, then constant; None = 10 transformer, 0 MLP
+    preset: str | None = None  # the recipe (train/presets.py) the defaults came from, for the record
 
     def resolved(self) -> TrainConfig:
         """Fill task-dependent defaults and validate; the result is what gets stored."""
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
         mnist = self.task == "mnist"
+        if self.model == "transformer" and not mnist:
+            self = _transformer_defaults(self)  # its None fields filled, so the line below keeps them
         cfg = replace(
             self,
             lr=self.lr if self.lr is not None else (1e-3 if mnist else 3e-3),
@@ -156,6 +171,7 @@ class TrainConfig:
             problems.append("--p must be at least 2")
         if not mnist and cfg.op == "div" and not _is_prime(cfg.p):
             problems.append(f"--op div needs a prime --p (every nonzero b invertible); {cfg.p} is not prime")
+        problems += _model_problems(cfg)
         if problems:
             raise ValueError("; ".join(problems))
         return cfg
@@ -177,7 +193,62 @@ class TrainConfig:
                 ident.pop(k)
         else:
             ident.pop("train_size")
+        if self.model == "transformer":
+            ident.pop("embed_dim")
         return ident
+
+
+def modular_train_size(p: int, op: str, train_frac: float) -> int:
+    """How many pairs `data.modular_data` puts in the training set (for the default batch size)."""
+    total = p * (p - 1) if op == "div" else p * p
+    return max(1, min(total - 1, int(round(train_frac * total))))
+
+
+def _transformer_defaults(c: TrainConfig) -> TrainConfig:
+    """Power et al.'s recipe (openai/grok's defaults) for every option left at None.
+
+    AdamW lr 1e-3, betas (0.9, 0.98), weight decay 1, 10 warm-up steps, batch
+    min(512, ceil(half the training set)), cross-entropy, default init; 2 layers, d_model 128
+    (`width`), 4 heads, d_mlp 4 x width, LayerNorm.
+    """
+    width = c.width if c.width is not None else 128
+    ok = c.p >= 2 and c.op in OPS and 0.0 < c.train_frac < 1.0  # else validation reports it
+    half = -(-modular_train_size(c.p, c.op, c.train_frac) // 2) if ok else 1
+
+    def pick(value, default):
+        return value if value is not None else default
+
+    return replace(
+        c,
+        lr=pick(c.lr, 1e-3),
+        wd=pick(c.wd, 1.0),
+        beta2=pick(c.beta2, 0.98),
+        batch_size=pick(c.batch_size, min(512, half)),
+        loss=pick(c.loss, "ce"),
+        init_scale=pick(c.init_scale, 1.0),
+        width=width,
+        layers=pick(c.layers, 2),
+        heads=pick(c.heads, 4),
+        d_mlp=pick(c.d_mlp, 4 * width),
+        layer_norm=pick(c.layer_norm, True),
+        warmup=pick(c.warmup, 10),
+    )
+
+
+def _model_problems(cfg: TrainConfig) -> list[str]:
+    problems = []
+    if cfg.model not in MODELS:
+        problems.append(f"--model must be one of {', '.join(MODELS)}, not {cfg.model!r}")
+    elif cfg.model == "transformer" and cfg.task != "modadd":
+        problems.append("--model transformer needs --task modadd")
+    if cfg.warmup is not None and cfg.warmup < 0:
+        problems.append("--warmup must be >= 0")
+    if cfg.model == "transformer" and cfg.task == "modadd":
+        if min(cfg.layers, cfg.heads, cfg.d_mlp) < 1:
+            problems.append("--layers, --heads and --d-mlp must be at least 1")
+        elif cfg.width % cfg.heads:
+            problems.append(f"--width {cfg.width} must be divisible by --heads {cfg.heads}")
+    return problems
 
 
 def config_differences(old: TrainConfig, new: TrainConfig) -> list[str]:

@@ -15,12 +15,14 @@ import numpy as np
 
 from grokwatch.checkpoints import Checkpoint, TensorReader, TensorRef, tensor_refs
 from grokwatch.errors import CheckpointError
+from grokwatch.measures import abs_weight_entropy, l2_norm
 from grokwatch.records import LayerRecord
 from grokwatch.settings import Settings
 from grokwatch.spectral.esd import NonFiniteError, analysable, esd, oriented_shape, spectrum_metrics
 from grokwatch.spectral.powerlaw import fit_tail
 
 __all__ = [
+    "TRAIN_METRICS",
     "CheckpointResult",
     "Settings",
     "analyze_checkpoint",
@@ -192,6 +194,25 @@ def _why_nothing(ck: Checkpoint, refs: list[TensorRef], settings: Settings) -> s
     return f"{ck.path}: no analysable tensor (all {len(big)} weight matrices excluded by --layers/--exclude)"
 
 
+TRAIN_METRICS = (
+    "act_sparsity",
+    "act_inactive",
+    "abs_weight_entropy",
+    "circuit_kl",
+    "l2_norm",
+    "train_acc_clean",
+    "train_acc_corrupt",
+    "train_acc_corrupt_true",
+)
+
+
+def _train_metrics(meta: dict | None) -> dict:
+    """`{"train_metrics": {...}}` with the checkpoint-level measures `grokwatch train` stored in the
+    metadata (model- and data-dependent ones a scan cannot recompute), or {} when there are none."""
+    found = {k: v for k in TRAIN_METRICS if (v := _float_meta(meta or {}, k)) is not None}
+    return {"train_metrics": found} if found else {}
+
+
 def _extra(ck: Checkpoint, r: TensorRef) -> dict:
     """Where a record's matrix came from, when it is not simply the named tensor."""
     extra: dict = {}
@@ -221,6 +242,7 @@ def analyze_checkpoints(cks: list[Checkpoint], settings: Settings) -> list[Check
             refs = select(all_refs, settings)
             train_acc, test_acc = _float_meta(ck.meta, "train_acc"), _float_meta(ck.meta, "test_acc")
             records = []
+            train_extra = _train_metrics(ck.meta)
             with TensorReader() as reader:
                 for r in refs:
                     rec = LayerRecord(
@@ -230,10 +252,12 @@ def analyze_checkpoints(cks: list[Checkpoint], settings: Settings) -> list[Check
                         shape=list(r.shape),
                         train_acc=train_acc,
                         test_acc=test_acc,
-                        extra=_extra(ck, r),
+                        extra=_extra(ck, r) | train_extra,
                     )
                     try:
-                        vals, evals = matrix_spectrum(reader.read(r), settings, r.layer)
+                        W = reader.read(r)
+                        rec.l2_norm, rec.abs_weight_entropy = l2_norm(W), abs_weight_entropy(W)
+                        vals, evals = matrix_spectrum(W, settings, r.layer)
                     except (ValueError, np.linalg.LinAlgError) as e:
                         vals, evals = {"error": f"analysis failed: {e}"}, None
                     _set(rec, vals)

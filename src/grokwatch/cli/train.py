@@ -17,7 +17,7 @@ import typer
 from grokwatch.cli.common import check_output_dir, error_line, show_progress, stderr_console, stdout_console
 from grokwatch.errors import ConfigMismatchError, ExitCode
 
-__all__ = ["DType", "Device", "Loss", "Op", "Task", "train"]
+__all__ = ["Arch", "DType", "Device", "Loss", "Op", "StabilityPreset", "Task", "train"]
 
 
 class Task(str, Enum):
@@ -28,6 +28,18 @@ class Task(str, Enum):
 class Loss(str, Enum):
     mse = "mse"
     ce = "ce"
+    stablemax = "stablemax"
+
+
+class Arch(str, Enum):
+    embed = "embed"
+    onehot = "onehot"
+
+
+class StabilityPreset(str, Enum):
+    """Names of `grokwatch.train.stability_presets.STABILITY_PRESETS` (kept in step by a test)."""
+
+    prieto2025 = "prieto2025"
 
 
 class Op(str, Enum):
@@ -57,13 +69,17 @@ def _fmt_time(seconds: float) -> str:
 
 def train(
     task: Annotated[
-        Task, typer.Option(help="mnist: Omnigrok's init-scaled MLP on 1k MNIST; modadd: (a op b) mod p.")
-    ] = Task.mnist,
+        Task | None,
+        typer.Option(
+            help="mnist: Omnigrok's init-scaled MLP on 1k MNIST; modadd: (a op b) mod p.",
+            show_default="mnist",
+        ),
+    ] = None,
     steps: Annotated[
         str,
         typer.Option(
             help="Total training steps: 100000, 100_000 or 1e5 (the paper: 1e7).",
-            show_default="1e5 mnist, 3000 modadd",
+            show_default="1e5 mnist, 3000 modadd and prieto2025",
         ),
     ] = "",
     out: Annotated[
@@ -95,7 +111,11 @@ def train(
     ] = None,
     loss: Annotated[
         Loss | None,
-        typer.Option(help="mse on one-hot targets or cross-entropy.", show_default="mse mnist, ce modadd"),
+        typer.Option(
+            help="mse on one-hot targets, softmax cross-entropy, or StableMax cross-entropy in float64 "
+            "(Prieto et al.).",
+            show_default="mse mnist, ce modadd",
+        ),
     ] = None,
     lr: Annotated[
         float | None,
@@ -115,15 +135,58 @@ def train(
         float | None,
         typer.Option(help="Multiply every parameter after default init.", show_default="8 mnist, 1 modadd"),
     ] = None,
-    dtype: Annotated[DType, typer.Option(help="Parameter dtype (paper: float64).")] = DType.float32,
+    dtype: Annotated[
+        DType | None, typer.Option(help="Parameter dtype (paper: float64).", show_default="float32")
+    ] = None,
     width: Annotated[
         int | None, typer.Option(help="Hidden width.", show_default="200 mnist, 256 modadd")
     ] = None,
     train_size: Annotated[int, typer.Option(help="mnist: stratified training samples.")] = 1000,
-    p: Annotated[int, typer.Option("--p", help="modadd: the modulus.")] = 97,
+    p: Annotated[
+        int | None, typer.Option("--p", help="modadd: the modulus.", show_default="97, prieto2025 113")
+    ] = None,
     op: Annotated[Op, typer.Option(help="modadd: the operation (div needs a prime p).")] = Op.add,
-    train_frac: Annotated[float, typer.Option(help="modadd: fraction of all pairs used for training.")] = 0.5,
+    train_frac: Annotated[
+        float | None,
+        typer.Option(
+            help="modadd: fraction of all pairs used for training.", show_default="0.5, prieto2025 0.4"
+        ),
+    ] = None,
     embed_dim: Annotated[int, typer.Option(help="modadd: embedding size (shared table for a and b).")] = 128,
+    arch: Annotated[
+        Arch | None,
+        typer.Option(
+            help="modadd: embed (shared embedding, one hidden layer) or onehot (one-hot a, b into two "
+            "bias-free hidden layers of --width, Prieto et al.).",
+            show_default="embed, prieto2025 onehot",
+        ),
+    ] = None,
+    perp_grad: Annotated[
+        bool,
+        typer.Option(
+            "--perp-grad",
+            help="⊥Grad: project each parameter's gradient orthogonally to the parameter (whole "
+            "tensor), rescaled to its norm, before the AdamW step (Prieto et al.).",
+        ),
+    ] = False,
+    adam_eps: Annotated[
+        float | None, typer.Option(help="AdamW epsilon.", show_default="1e-8, prieto2025 1e-25")
+    ] = None,
+    corrupt: Annotated[
+        float,
+        typer.Option(
+            help="modadd: fraction of training labels replaced by a seeded random wrong answer "
+            "(Doshi et al.); accuracy on clean and corrupted examples is logged separately."
+        ),
+    ] = 0.0,
+    preset: Annotated[
+        StabilityPreset | None,
+        typer.Option(
+            help="A published setup; options given explicitly override it. prieto2025: one-hot MLP "
+            "[200, 200] without bias, p 113, 40 % train, full batch, AdamW lr 0.01, wd 0, beta2 0.99, "
+            "eps 1e-25, 3000 steps.",
+        ),
+    ] = None,
     flush_denormal: Annotated[
         bool, typer.Option(help="CPU: flush subnormal floats to zero (avoids slow steps late in training).")
     ] = True,
@@ -146,30 +209,47 @@ def train(
 ) -> None:
     """Train a grokking run and write log-spaced safetensors checkpoints for `grokwatch scan`."""
     from grokwatch.train import DataError, TrainConfig, parse_steps
+    from grokwatch.train.stability_presets import STABILITY_PRESETS
 
+    base = dict(STABILITY_PRESETS[preset.value]) if preset is not None else {}
+    given = {  # the options that were given explicitly (None = not given): they beat the preset
+        "task": task.value if task else None,
+        "lr": lr,
+        "wd": wd,
+        "beta2": beta2,
+        "batch_size": batch_size,
+        "loss": loss.value if loss else None,
+        "init_scale": init_scale,
+        "dtype": dtype.value if dtype else None,
+        "width": width,
+        "p": p,
+        "train_frac": train_frac,
+        "arch": arch.value if arch else None,
+        "adam_eps": adam_eps,
+    }
+    opts = {**base, **{k: v for k, v in given.items() if v is not None}}
+    if perp_grad:
+        opts["perp_grad"] = True
+    if corrupt:
+        opts["corrupt"] = corrupt
+    preset_steps = opts.pop("steps", None)
     try:
-        n_steps = parse_steps(steps) if steps else (100_000 if task is Task.mnist else 3000)
+        n_steps = (
+            parse_steps(steps)
+            if steps
+            else (preset_steps or (100_000 if opts.get("task", "mnist") == "mnist" else 3000))
+        )
         cfg = TrainConfig(
-            task=task.value,
+            **opts,
             steps=n_steps,
             seed=seed,
             checkpoints=checkpoints,
             device=device.value,
-            lr=lr,
-            wd=wd,
-            beta2=beta2,
-            batch_size=batch_size,
-            loss=loss.value if loss else None,
-            init_scale=init_scale,
-            dtype=dtype.value,
-            width=width,
             flush_denormal=flush_denormal,
             threads=threads,
             data_dir=str(data_dir) if data_dir is not None else None,
             train_size=train_size,
-            p=p,
             op=op.value,
-            train_frac=train_frac,
             embed_dim=embed_dim,
         ).resolved()
     except ValueError as e:
@@ -220,10 +300,15 @@ def _dry_run(cfg, run_dir: Path) -> None:
     con.print(f"model       {pl.model}, {pl.n_params:,} parameters, {cfg.dtype}, init x{cfg.init_scale:g}")
     batch = "full" if cfg.batch_size <= 0 or cfg.batch_size >= pl.n_train else str(cfg.batch_size)
     con.print(
-        f"training    {cfg.loss} loss, AdamW lr {cfg.lr:g} wd {cfg.wd:g} betas (0.9, {cfg.beta2:g}), batch {batch}, "
+        f"training    {cfg.loss} loss, {'⊥Grad + ' if cfg.perp_grad else ''}AdamW lr {cfg.lr:g} wd {cfg.wd:g} "
+        f"betas (0.9, {cfg.beta2:g}) eps {cfg.adam_eps:g}, batch {batch}, "
         f"seed {cfg.seed}, device {pl.device}"
     )
     resume = f", resuming from step {pl.resume_from}" if pl.resume_from else ""
+    if cfg.corrupt:
+        con.print(
+            f"corrupt     {cfg.corrupt:g} of the training labels replaced by a wrong answer (seed {cfg.seed})"
+        )
     con.print(f"steps       {cfg.steps:,}{resume}")
     if steps:
         con.print(f"checkpoints {len(steps)} log-spaced, first {steps[0]:,}, last {steps[-1]:,} -> {run_dir}")

@@ -1,0 +1,45 @@
+"""Weight-only measures that compete with HTSR's α in the paper's comparison (Prakash & Martin's
+Grokking-MNIST notebook): the absolute weight entropy and the L2 norm of a weight tensor.
+
+Why here and in numpy: `scan` computes them for any checkpoint of any trainer from the tensor
+alone (no model, no data), in the same worker that reads the tensor for its eigenvalues. The
+measures that need the model and its inputs (activation sparsity, circuit complexity) live in
+`grokwatch.train.measures`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["abs_weight_entropy", "l2_norm", "total_l2"]
+
+_BLOCK = 1 << 20
+
+
+def abs_weight_entropy(w: np.ndarray) -> float:
+    """-sum |w| log|w| over all elements (natural log; 0 log 0 = 0), in float64.
+
+    Not a normalized entropy: the notebook's measure, which grows with the number of weights
+    and falls as weights concentrate on a few large values or shrink toward 0.
+    """
+    flat = np.asarray(w).ravel()
+    total = 0.0
+    for i in range(0, flat.size, _BLOCK):  # bounded float64 copies for LLM-sized layers
+        a = np.abs(flat[i : i + _BLOCK].astype(np.float64))
+        a = a[a > 0]
+        total -= float(np.sum(a * np.log(a)))
+    return total
+
+
+def l2_norm(w: np.ndarray) -> float:
+    """Frobenius norm sqrt(sum w^2), in float64."""
+    flat = np.asarray(w).ravel()
+    sq = sum(
+        float(np.sum(np.square(flat[i : i + _BLOCK].astype(np.float64)))) for i in range(0, flat.size, _BLOCK)
+    )
+    return float(np.sqrt(sq))
+
+
+def total_l2(norms) -> float:
+    """The L2 norm of several tensors taken together, from their own norms: sqrt(sum n^2)."""
+    return float(np.sqrt(sum(float(n) ** 2 for n in norms)))

@@ -185,6 +185,7 @@ def train(
             help="A published setup; options given explicitly override it. prieto2025: one-hot MLP "
             "[200, 200] without bias, p 113, 40 % train, full batch, AdamW lr 0.01, wd 0, beta2 0.99, "
             "eps 1e-25, 3000 steps.",
+            show_default="none",
         ),
     ] = None,
     flush_denormal: Annotated[

@@ -15,7 +15,7 @@ import numpy as np
 
 from grokwatch.checkpoints import Checkpoint, TensorReader, TensorRef, tensor_refs
 from grokwatch.errors import CheckpointError
-from grokwatch.measures import abs_weight_entropy, l2_norm
+from grokwatch.measures import weight_measures
 from grokwatch.records import LayerRecord
 from grokwatch.settings import Settings
 from grokwatch.spectral.esd import NonFiniteError, analysable, esd, oriented_shape, spectrum_metrics
@@ -256,7 +256,7 @@ def analyze_checkpoints(cks: list[Checkpoint], settings: Settings) -> list[Check
                     )
                     try:
                         W = reader.read(r)
-                        rec.l2_norm, rec.abs_weight_entropy = l2_norm(W), abs_weight_entropy(W)
+                        rec.l2_norm, rec.abs_weight_entropy = weight_measures(W)
                         vals, evals = matrix_spectrum(W, settings, r.layer)
                     except (ValueError, np.linalg.LinAlgError) as e:
                         vals, evals = {"error": f"analysis failed: {e}"}, None

@@ -17,6 +17,7 @@ from grokwatch.checkpoints import Checkpoint, TensorReader, TensorRef, tensor_re
 from grokwatch.checkpoints.base_model import attach_base, load_base
 from grokwatch.checkpoints.layers import config_heads, is_embedding, split_qkv_refs
 from grokwatch.errors import GrokwatchError
+from grokwatch.measures import weight_measures
 from grokwatch.records import LayerRecord
 from grokwatch.settings import Settings
 from grokwatch.spectral.esd import (
@@ -31,6 +32,7 @@ from grokwatch.spectral.esd import (
 from grokwatch.spectral.powerlaw import fit_tail
 
 __all__ = [
+    "TRAIN_METRICS",
     "CheckpointResult",
     "Settings",
     "analyze_checkpoint",
@@ -264,6 +266,25 @@ def why_nothing(ck: Checkpoint, refs: list[TensorRef], settings: Settings) -> st
     return f"{ck.path}: no analysable tensor (all {len(big)} weight matrices excluded by --layers/--exclude/--no-embeddings)"
 
 
+TRAIN_METRICS = (
+    "act_sparsity",
+    "act_inactive",
+    "abs_weight_entropy",
+    "circuit_kl",
+    "l2_norm",
+    "train_acc_clean",
+    "train_acc_corrupt",
+    "train_acc_corrupt_true",
+)
+
+
+def _train_metrics(meta: dict | None) -> dict:
+    """`{"train_metrics": {...}}` with the checkpoint-level measures `grokwatch train` stored in the
+    metadata (model- and data-dependent ones a scan cannot recompute), or {} when there are none."""
+    found = {k: v for k in TRAIN_METRICS if (v := _float_meta(meta or {}, k)) is not None}
+    return {"train_metrics": found} if found else {}
+
+
 def _extra(ck: Checkpoint, r: TensorRef) -> dict:
     """Where a record's matrix came from, when it is not simply the named tensor."""
     extra: dict = {}
@@ -294,7 +315,7 @@ def new_record(ck: Checkpoint, r: TensorRef) -> LayerRecord:
         shape=list(r.shape),
         train_acc=_float_meta(ck.meta, "train_acc"),
         test_acc=_float_meta(ck.meta, "test_acc"),
-        extra=_extra(ck, r),
+        extra=_extra(ck, r) | _train_metrics(ck.meta),
     )
 
 
@@ -318,15 +339,19 @@ def layer_matrix_values(
     the weights before the eigensolve (traps need them after, so they keep the usual path).
     """
     try:
+        W = read_weights(reader, r)
+        norm, entropy = weight_measures(W)  # the weight-only rivals of alpha (grokwatch.measures)
+        measures = {"l2_norm": norm, "abs_weight_entropy": entropy}
         if settings.traps or len(r.shape) != 2 or 8 * int(np.prod(r.shape)) <= SCRATCH_MAX:
-            return matrix_spectrum(read_weights(reader, r), settings, r.layer)
-        box = [read_weights(reader, r)]
-        shape = box[0].shape
+            vals, evals = matrix_spectrum(W, settings, r.layer)
+            return measures | vals, evals
+        box, shape = [W], W.shape
+        del W
         try:
             evals = gram_eigenvalues_owned(box)
         except NonFiniteError as e:
-            return {"error": str(e)}, None
-        return shape_fields(shape, evals, settings), evals
+            return measures | {"error": str(e)}, None
+        return measures | shape_fields(shape, evals, settings), evals
     except (ValueError, np.linalg.LinAlgError) as e:
         return {"error": f"analysis failed: {e}"}, None
 

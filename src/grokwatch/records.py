@@ -44,6 +44,9 @@ class LayerRecord:
     log_norm: float | None = None  # log10 Frobenius norm squared = log10 sum(lambda)
     stable_rank: float | None = None
     entropy: float | None = None
+    # weight-only competing measures (grokwatch.measures): Frobenius norm, -sum |w| log|w|
+    l2_norm: float | None = None
+    abs_weight_entropy: float | None = None
     # correlation traps (filled by traps / scan --traps)
     n_traps: int | None = None
     lambda_plus: float | None = None
@@ -96,6 +99,8 @@ COLUMNS = [
     "log_norm",
     "stable_rank",
     "entropy",
+    "l2_norm",
+    "abs_weight_entropy",
     "n_traps",
     "lambda_plus",
     "threshold",

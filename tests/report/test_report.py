@@ -104,10 +104,10 @@ def test_html_sections_self_contained_and_plots_inline(anti_html, runs):
         if k in ("src", "href", "xlink:href", "action", "srcset", "data"):
             assert v.startswith("#"), (tag, k, v)  # in-page links and SVG <use> only
     assert "@import" not in text and "url(" not in re.sub(r"url\(#[^)]*\)", "", text)
-    # every plot is embedded: each figure holds an inline svg; the run plots and 4 x 2 ESD figures (first
-    # checkpoint, pre -> grokking boundary = first warning, best test accuracy, grokking -> anti = last)
+    # every plot is embedded: each figure holds an inline svg; 4 run plots (α, accuracy, measures, traps) and
+    # 4 x 2 ESD figures (first checkpoint, pre -> grokking boundary = first warning, best test accuracy, grokking -> anti = last)
     assert p.figures and all(n == 1 for n in p.figures)
-    assert len(p.figures) == 3 + 4 * 2
+    assert len(p.figures) == 4 + 4 * 2
     assert str(runs["anti"]) not in text and str(path.parent) not in text  # no tmp paths
     for needle in (
         "early warning",

@@ -23,7 +23,7 @@ from grokwatch.records import LayerRecord
 __all__ = ["CACHE_NAME", "Cache", "SCHEMA", "identity"]
 
 CACHE_NAME = ".grokwatch-cache.sqlite"
-SCHEMA = 3
+SCHEMA = 4  # 4: l2_norm, abs_weight_entropy, extra.train_metrics
 BUSY_TIMEOUT_S = 60
 
 

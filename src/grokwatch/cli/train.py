@@ -17,7 +17,7 @@ import typer
 from grokwatch.cli.common import check_output_dir, error_line, show_progress, stderr_console, stdout_console
 from grokwatch.errors import ConfigMismatchError, ExitCode
 
-__all__ = ["DType", "Device", "Loss", "Model", "Op", "Preset", "Task", "train"]
+__all__ = ["Arch", "DType", "Device", "Loss", "Model", "Op", "Preset", "Task", "train"]
 
 
 class Task(str, Enum):
@@ -31,13 +31,22 @@ class Model(str, Enum):
 
 
 class Preset(str, Enum):
+    """Names of `grokwatch.train.presets.PRESETS` (kept in step by a test)."""
+
     power2022 = "power2022"
     nanda2023 = "nanda2023"
+    prieto2025 = "prieto2025"
 
 
 class Loss(str, Enum):
     mse = "mse"
     ce = "ce"
+    stablemax = "stablemax"
+
+
+class Arch(str, Enum):
+    embed = "embed"
+    onehot = "onehot"
 
 
 class Op(str, Enum):
@@ -74,15 +83,19 @@ def _preset_help() -> str:
         + describe_preset("power2022")
         + ". nanda2023 (Nanda et al., 1 layer): "
         + describe_preset("nanda2023")
-        + "."
+        + ". prieto2025 (Prieto et al., one-hot MLP without weight decay; add --loss stablemax or "
+        "--perp-grad): " + describe_preset("prieto2025") + "."
     )
 
 
 def train(
-    ctx: typer.Context,
     task: Annotated[
-        Task, typer.Option(help="mnist: Omnigrok's init-scaled MLP on 1k MNIST; modadd: (a op b) mod p.")
-    ] = Task.mnist,
+        Task | None,
+        typer.Option(
+            help="mnist: Omnigrok's init-scaled MLP on 1k MNIST; modadd: (a op b) mod p.",
+            show_default="mnist",
+        ),
+    ] = None,
     steps: Annotated[
         str,
         typer.Option(
@@ -119,7 +132,11 @@ def train(
     ] = None,
     loss: Annotated[
         Loss | None,
-        typer.Option(help="mse on one-hot targets or cross-entropy.", show_default="mse mnist, ce modadd"),
+        typer.Option(
+            help="mse on one-hot targets, softmax cross-entropy, or StableMax cross-entropy in float64 "
+            "(Prieto et al.).",
+            show_default="mse mnist, ce modadd",
+        ),
     ] = None,
     lr: Annotated[
         float | None,
@@ -146,7 +163,9 @@ def train(
         float | None,
         typer.Option(help="Multiply every parameter after default init.", show_default="8 mnist, 1 modadd"),
     ] = None,
-    dtype: Annotated[DType, typer.Option(help="Parameter dtype (paper: float64).")] = DType.float32,
+    dtype: Annotated[
+        DType | None, typer.Option(help="Parameter dtype (paper: float64).", show_default="float32")
+    ] = None,
     width: Annotated[
         int | None,
         typer.Option(
@@ -154,18 +173,25 @@ def train(
         ),
     ] = None,
     train_size: Annotated[int, typer.Option(help="mnist: stratified training samples.")] = 1000,
-    p: Annotated[int, typer.Option("--p", help="modadd: the modulus.")] = 97,
+    p: Annotated[
+        int | None, typer.Option("--p", help="modadd: the modulus.", show_default="97, prieto2025 113")
+    ] = None,
     op: Annotated[Op, typer.Option(help="modadd: the operation (div needs a prime p).")] = Op.add,
-    train_frac: Annotated[float, typer.Option(help="modadd: fraction of all pairs used for training.")] = 0.5,
+    train_frac: Annotated[
+        float | None,
+        typer.Option(
+            help="modadd: fraction of all pairs used for training.", show_default="0.5, prieto2025 0.4"
+        ),
+    ] = None,
     embed_dim: Annotated[int, typer.Option(help="modadd: embedding size (shared table for a and b).")] = 128,
     model: Annotated[
-        Model,
+        Model | None,
         typer.Option(
+            show_default="mlp",
             help="modadd: mlp (embedding + one hidden layer) or transformer (decoder-only on `a op b =`, "
-            "Power et al.'s recipe: AdamW lr 1e-3, betas (0.9, 0.98), wd 1, 10 warm-up steps)."
+            "Power et al.'s recipe: AdamW lr 1e-3, betas (0.9, 0.98), wd 1, 10 warm-up steps).",
         ),
-    ] = Model.mlp,
-    preset: Annotated[Preset | None, typer.Option(help=_preset_help(), show_default="none")] = None,
+    ] = None,
     layers: Annotated[int | None, typer.Option(help="transformer: blocks.", show_default="2")] = None,
     heads: Annotated[int | None, typer.Option(help="transformer: attention heads.", show_default="4")] = None,
     d_mlp: Annotated[
@@ -180,6 +206,39 @@ def train(
         typer.Option(
             help="Linear learning-rate warm-up over this many steps, then constant.",
             show_default="10 transformer, 0 mlp",
+        ),
+    ] = None,
+    arch: Annotated[
+        Arch | None,
+        typer.Option(
+            help="modadd: embed (shared embedding, one hidden layer) or onehot (one-hot a, b into two "
+            "bias-free hidden layers of --width, Prieto et al.).",
+            show_default="embed, prieto2025 onehot",
+        ),
+    ] = None,
+    perp_grad: Annotated[
+        bool,
+        typer.Option(
+            "--perp-grad",
+            help="⊥Grad: project each parameter's gradient orthogonally to the parameter (whole "
+            "tensor), rescaled to its norm, before the AdamW step (Prieto et al.).",
+        ),
+    ] = False,
+    adam_eps: Annotated[
+        float | None, typer.Option(help="AdamW epsilon.", show_default="1e-8, prieto2025 1e-25")
+    ] = None,
+    corrupt: Annotated[
+        float,
+        typer.Option(
+            help="modadd: fraction of training labels replaced by a seeded random wrong answer "
+            "(Doshi et al.); accuracy on clean and corrupted examples is logged separately."
+        ),
+    ] = 0.0,
+    preset: Annotated[
+        Preset | None,
+        typer.Option(
+            help=_preset_help(),
+            show_default="none",
         ),
     ] = None,
     flush_denormal: Annotated[
@@ -204,41 +263,53 @@ def train(
 ) -> None:
     """Train a grokking run and write log-spaced safetensors checkpoints for `grokwatch scan`."""
     from grokwatch.train import DataError, TrainConfig, parse_steps
+    from grokwatch.train.presets import PRESETS
 
+    base = dict(PRESETS[preset.value]) if preset is not None else {}
+    given = {  # the options that were given explicitly (None = not given): they beat the preset
+        "task": task.value if task else None,
+        "lr": lr,
+        "wd": wd,
+        "beta2": beta2,
+        "batch_size": batch_size,
+        "loss": loss.value if loss else None,
+        "init_scale": init_scale,
+        "dtype": dtype.value if dtype else None,
+        "width": width,
+        "p": p,
+        "train_frac": train_frac,
+        "arch": arch.value if arch else None,
+        "adam_eps": adam_eps,
+        "model": model.value if model else None,
+        "layers": layers,
+        "heads": heads,
+        "d_mlp": d_mlp,
+        "layer_norm": layer_norm,
+        "warmup": warmup,
+    }
+    opts = {**base, **{k: v for k, v in given.items() if v is not None}}
+    if perp_grad:
+        opts["perp_grad"] = True
+    if corrupt:
+        opts["corrupt"] = corrupt
+    if preset is not None:
+        opts["preset"] = preset.value  # recorded with the run (not compared on resume)
     try:
-        options = dict(
-            task=task.value,
+        task_name, model_name = opts.get("task", "mnist"), opts.get("model", "mlp")
+        default_steps = 100_000 if task_name == "mnist" else 20_000 if model_name == "transformer" else 3000
+        cfg = TrainConfig(
+            **opts,
+            steps=parse_steps(steps) if steps else default_steps,
             seed=seed,
             checkpoints=checkpoints,
             device=device.value,
-            lr=lr,
-            wd=wd,
-            beta2=beta2,
-            batch_size=batch_size,
-            loss=loss.value if loss else None,
-            init_scale=init_scale,
-            dtype=dtype.value,
-            width=width,
             flush_denormal=flush_denormal,
             threads=threads,
             data_dir=str(data_dir) if data_dir is not None else None,
             train_size=train_size,
-            p=p,
             op=op.value,
-            train_frac=train_frac,
             embed_dim=embed_dim,
-            model=model.value,
-            layers=layers,
-            heads=heads,
-            d_mlp=d_mlp,
-            layer_norm=layer_norm,
-            warmup=warmup,
-        )
-        if preset is not None:
-            options.update(_preset_options(ctx, preset.value))
-        mnist, mlp = options["task"] == "mnist", options["model"] == "mlp"
-        n_steps = parse_steps(steps) if steps else (100_000 if mnist else 3000 if mlp else 20_000)
-        cfg = TrainConfig(steps=n_steps, **options).resolved()
+        ).resolved()
     except ValueError as e:
         error_line(str(e))
         raise typer.Exit(ExitCode.USAGE) from None
@@ -276,17 +347,6 @@ def train(
         raise typer.Exit(ExitCode.INTERRUPTED)
 
 
-def _preset_options(ctx: typer.Context, name: str) -> dict:
-    """The preset's values for every option left at its default (explicit options win)."""
-    from grokwatch.train.presets import PRESETS
-
-    def given(key: str) -> bool:  # by name: typer may bring its own copy of click's enum
-        source = ctx.get_parameter_source(key)
-        return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
-
-    return {k: v for k, v in PRESETS[name].items() if not given(k)} | {"preset": name}
-
-
 def _dry_run(cfg, run_dir: Path) -> None:
     from grokwatch.train import plan
 
@@ -298,11 +358,16 @@ def _dry_run(cfg, run_dir: Path) -> None:
     con.print(f"model       {pl.model}, {pl.n_params:,} parameters, {cfg.dtype}, init x{cfg.init_scale:g}")
     batch = "full" if cfg.batch_size <= 0 or cfg.batch_size >= pl.n_train else str(cfg.batch_size)
     con.print(
-        f"training    {cfg.loss} loss, AdamW lr {cfg.lr:g} wd {cfg.wd:g} betas (0.9, {cfg.beta2:g}), batch {batch}, "
+        f"training    {cfg.loss} loss, {'⊥Grad + ' if cfg.perp_grad else ''}AdamW lr {cfg.lr:g} wd {cfg.wd:g} "
+        f"betas (0.9, {cfg.beta2:g}) eps {cfg.adam_eps:g}, batch {batch}, "
         + (f"warm-up {cfg.warmup} steps, " if cfg.warmup else "")
         + f"seed {cfg.seed}, device {pl.device}"
     )
     resume = f", resuming from step {pl.resume_from}" if pl.resume_from else ""
+    if cfg.corrupt:
+        con.print(
+            f"corrupt     {cfg.corrupt:g} of the training labels replaced by a wrong answer (seed {cfg.seed})"
+        )
     con.print(f"steps       {cfg.steps:,}{resume}")
     if steps:
         con.print(f"checkpoints {len(steps)} log-spaced, first {steps[0]:,}, last {steps[-1]:,} -> {run_dir}")

@@ -50,6 +50,17 @@ def _view(v) -> dict | None:
     }
 
 
+def _measures(rep) -> dict:
+    """α and the competing measures per checkpoint (raw values) and their Spearman ρ with test accuracy."""
+    from grokwatch.report.measures import measure_series, tracking
+
+    return {
+        "steps": [c.step for c in rep.checkpoints],
+        "series": {k: [_num(v) for v in s] for k, s in measure_series(rep).items()},
+        "tracking": [{"measure": t.measure, "n": t.n, "spearman_rho": _num(t.rho)} for t in tracking(rep)],
+    }
+
+
 def report_dict(run) -> dict:
     """One run (a multi_run.Run) as plain JSON-able data."""
     from grokwatch.report.model import facts
@@ -124,6 +135,7 @@ def report_dict(run) -> dict:
         ],
         "layers": list(rep.layers),
         "checkpoints": cks,
+        "measures": _measures(rep),
         "fit_jumps": len(run.jumps),
         "errors": [e.replace(str(run.result.root).rstrip("/") + "/", "") for e in rep.errors],
     }
@@ -178,6 +190,9 @@ def write_figures(out: Path, runs: list, fmt: str = "svg", esd_steps: list[int] 
             put(f"{base}-alpha", rp.alpha_svg(rep, run.boot, fmt=fmt))
         if rep.has_accuracy:
             put(f"{base}-accuracy", rp.accuracy_svg(rep, fmt=fmt))
+            from grokwatch.report.measures import measures_svg
+
+            put(f"{base}-measures", measures_svg(rep, fmt=fmt))
         if rep.traps_computed:
             put(f"{base}-traps", rp.traps_svg(rep, fmt=fmt))
         by_rel = {ck.rel: ck for ck in run.result.checkpoints}

@@ -30,6 +30,7 @@ SECTIONS = [
     ("alpha", "α per layer"),
     ("fits", "How sure α is"),
     ("accuracy", "Accuracy"),
+    ("measures", "α and competing measures"),
     ("traps", "Traps"),
     ("esd", "ESD plots"),
     ("checkpoints", "Per checkpoint"),
@@ -340,6 +341,7 @@ def render_html(rep, plots: dict[str, str], esd, root: str = "", fits: str = "",
         "checkpoints": _checkpoint_table(rep),
         "layers": _layer_table(rep),
         "settings": _settings(rep, root),
+        "measures": plots.get("measures_html") or '<p class="note">No measure against test accuracy.</p>',
         "esd": _esd(esd) + (f'\n<p class="note">{escape(esd_note)}</p>' if esd_note else ""),
     }
     for key, missing in (
@@ -380,7 +382,10 @@ def build_html(rep, result, esd_steps: list[int] | None = None, boot: dict | Non
         plots["alpha"] = rp.alpha_svg(rep, boot)
         fits = fits_html(rep, jump_flags(rep), boot)
     if rep.has_accuracy:
+        from grokwatch.report.measures import measures_html
+
         plots["accuracy"] = rp.accuracy_svg(rep)
+        plots["measures_html"] = measures_html(rep)
     if rep.traps_computed:
         plots["traps"] = rp.traps_svg(rep)
     picks = esd_picks(rep, esd_steps)

@@ -345,5 +345,11 @@ def facts(rep: Report) -> list[tuple[str, str]]:
             )
         else:
             out.append(("agreement", "no checkpoint with an accuracy phase"))
+    if rep.has_accuracy:
+        from grokwatch.report.measures import tracking_text
+
+        line = tracking_text(rep)
+        if line:
+            out.append(("ρ with test acc", line))
     out.append(("level", rep.level))
     return out

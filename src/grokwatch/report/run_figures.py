@@ -139,6 +139,12 @@ def _band_legend(ax, phases: list[str], extra=()) -> None:
     ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, frameon=False)
 
 
+def _train_metric(view, key: str):
+    from grokwatch.report.measures import _train_metric as get
+
+    return get(view, key)
+
+
 def alpha_svg(rep, boot: dict | None = None, fmt: str = "svg"):
     """α per layer against step; band = ± σ of the fit (the bootstrap's 16-84 % range when `boot` has it);
     black dashed: the layer mean (WeightWatcher's summary α)."""
@@ -216,6 +222,14 @@ def accuracy_svg(rep, fmt: str = "svg"):
         tr = [c for c in acc if c.train_acc is not None]
         ax.plot([c.step for c in tr], [c.train_acc for c in tr], "-o", ms=3, color="#4e79a7", label="train")
         ax.plot([c.step for c in acc], [c.test_acc for c in acc], "-o", ms=3, color="#f28e2b", label="test")
+        for key, color, label in (  # --corrupt runs: memorization and unlearning of the wrong labels
+            ("train_acc_clean", "#4e79a7", "train, clean labels"),
+            ("train_acc_corrupt", "#e15759", "train, corrupted labels"),
+            ("train_acc_corrupt_true", "#59a14f", "corrupted examples, true label"),
+        ):
+            pts = [(c.step, v) for c in acc if (v := _train_metric(c, key)) is not None]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), "--", lw=1.2, color=color, label=label)
         for view, color, text in (
             (rep.warning, "#c0392b", "early warning"),
             (rep.drop, "#333333", "test drop"),

@@ -175,6 +175,7 @@ def train(
 
     def save() -> None:
         ev = trainer.evaluate()
+        ev.update(trainer.measures())
         result.checkpoints.append(write_checkpoint(out, trainer, ev))
         line = {"step": trainer.step, **ev, "wall_s": round(time.perf_counter() - t0, 3)}
         metrics.append(json.dumps(line))

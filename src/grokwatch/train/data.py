@@ -24,6 +24,7 @@ __all__ = [
     "load_mnist",
     "modular_data",
     "read_idx",
+    "corrupt_labels",
     "stratified_indices",
 ]
 
@@ -52,6 +53,9 @@ class Dataset:
     n_classes: int
     description: str  # one line, shown to the user and stored as checkpoint metadata `data`
     fingerprint: str = ""
+    # --corrupt: the true labels of the training set and the sorted indices whose label was replaced
+    y_train_true: np.ndarray | None = None
+    corrupt_idx: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
@@ -245,8 +249,38 @@ def modular_data(p: int, op: str, train_frac: float, seed: int) -> Dataset:
     )
 
 
+def corrupt_labels(y: np.ndarray, n_classes: int, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Replace round(frac * len(y)) labels, chosen at random, by a uniformly random *wrong* class.
+
+    Returns (new labels, sorted corrupted indices). Doshi et al.'s setup ("To grok or not to grok"):
+    the network first memorizes the wrong labels, then, if it generalizes, unlearns them. A numpy
+    generator seeded with (seed, 0xC0) keeps this independent of the split's stream and a pure
+    function of (labels, frac, seed), so a resumed run sees the same corruption.
+    """
+    y = np.asarray(y).copy()
+    n = int(round(frac * len(y)))
+    rng = np.random.default_rng([seed, 0xC0])
+    idx = np.sort(rng.choice(len(y), size=n, replace=False)) if n else np.zeros(0, dtype=np.int64)
+    y[idx] = (y[idx] + rng.integers(1, n_classes, size=n)) % n_classes  # a shift of 1..n-1: never the truth
+    return y, idx.astype(np.int64)
+
+
 def load_dataset(config) -> Dataset:
-    """The dataset a resolved `TrainConfig` asks for."""
+    """The dataset a resolved `TrainConfig` asks for (with --corrupt applied to the training labels)."""
     if config.task == "mnist":
         return load_mnist(config.data_dir, config.train_size, config.seed)
-    return modular_data(config.p, config.op, config.train_frac, config.seed)
+    ds = modular_data(config.p, config.op, config.train_frac, config.seed)
+    frac = getattr(config, "corrupt", 0.0)
+    if frac:
+        y, idx = corrupt_labels(ds.y_train, ds.n_classes, frac, config.seed)
+        ds = Dataset(
+            ds.x_train,
+            y,
+            ds.x_test,
+            ds.y_test,
+            ds.n_classes,
+            f"{ds.description}, {len(idx)} training labels corrupted ({frac:g})",
+            y_train_true=ds.y_train,
+            corrupt_idx=idx,
+        )
+    return ds

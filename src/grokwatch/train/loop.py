@@ -24,7 +24,10 @@ import torch.nn.functional as F
 
 from grokwatch.checkpoints.atomic import write_atomic
 from grokwatch.train.data import Dataset
+from grokwatch.train.losses import stablemax_cross_entropy
+from grokwatch.train.measures import ACT_THRESHOLD, DROP, model_measures
 from grokwatch.train.models import build_model
+from grokwatch.train.perp_grad import project_gradients_
 from grokwatch.train.schedule import TrainConfig
 
 __all__ = [
@@ -81,6 +84,7 @@ class Trainer:
             lr=config.lr,
             weight_decay=config.wd,
             betas=(0.9, config.beta2),
+            eps=config.adam_eps,
             capturable=cuda,
             fused=True if self.fused else None,
         )
@@ -92,6 +96,17 @@ class Trainer:
         self.x_test = torch.as_tensor(data.x_test, device=device, dtype=fdt)
         self.y_test = torch.as_tensor(data.y_test, device=device)
         self.mse = config.loss == "mse"
+        self.stablemax = config.loss == "stablemax"
+        self.perp_grad = config.perp_grad
+        idx = data.corrupt_idx
+        self.corrupt = (
+            None
+            if idx is None
+            else torch.zeros(len(data.y_train), dtype=torch.bool)
+            .index_fill_(0, torch.as_tensor(idx, dtype=torch.long), True)
+            .to(device)
+        )
+        self.y_true = None if data.y_train_true is None else torch.as_tensor(data.y_train_true, device=device)
         self.t = self._targets(self.y)
         self.n = len(self.y)
         bs = config.batch_size
@@ -112,6 +127,8 @@ class Trainer:
     def _loss(self, out: torch.Tensor, t: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
         if self.mse:
             return F.mse_loss(out, t, reduction=reduction)
+        if self.stablemax:
+            return stablemax_cross_entropy(out, t, reduction=reduction)
         return F.cross_entropy(out, t, reduction=reduction)
 
     def _next_indices(self) -> torch.Tensor | None:
@@ -137,6 +154,8 @@ class Trainer:
         if self.step < self.warmup:  # linear warm-up: step t (1-based) uses lr * t / warmup
             for group in self.optimizer.param_groups:
                 group["lr"] = self.config.lr * (self.step + 1) / self.warmup
+        if self.perp_grad:  # edits p.grad in place, so both optimizer paths below see it
+            project_gradients_(self.model.parameters())
         if not (self._direct_adamw and _fused_adamw_step(self.optimizer)):
             self.optimizer.step()
 
@@ -187,6 +206,8 @@ class Trainer:
                     )
                 loss = self._loss(self.model(xb), tb)
                 loss.backward()
+                if self.perp_grad:
+                    project_gradients_(self.model.parameters())
                 self.optimizer.step()
             torch.cuda.current_stream().wait_stream(stream)
             self._graph = graph
@@ -211,7 +232,24 @@ class Trainer:
             denom = len(y) * (self.data.n_classes if self.mse else 1)
             result[f"{name}_loss"] = total / max(denom, 1)
             result[f"{name}_acc"] = correct / max(len(y), 1)
+        if self.corrupt is not None:  # --corrupt: memorization and unlearning seen separately
+            pred = torch.cat(
+                [self.model(self.x[i : i + EVAL_CHUNK]).argmax(1) for i in range(0, self.n, EVAL_CHUNK)]
+            )
+            hit, bad = pred == self.y, self.corrupt
+            result["train_acc_clean"] = (
+                float(hit[~bad].float().mean()) if bool((~bad).any()) else float("nan")
+            )
+            result["train_acc_corrupt"] = float(hit[bad].float().mean()) if bool(bad.any()) else float("nan")
+            # on the corrupted examples: how often the model answers the true label (generalization)
+            result["train_acc_corrupt_true"] = (
+                float((pred == self.y_true)[bad].float().mean()) if bool(bad.any()) else float("nan")
+            )
         return result
+
+    def measures(self) -> dict[str, float]:
+        """The paper's competing measures on the training inputs (grokwatch.train.measures)."""
+        return model_measures(self.model, self.x, self.config.seed)
 
     # -- resume state ---------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -324,6 +362,8 @@ def _to_cpu(obj):
 # -- files ----------------------------------------------------------------------------------
 def write_checkpoint(out: Path, trainer: Trainer, metrics: dict[str, float]) -> Path:
     """`step_XXXXXXXX.safetensors`: the weights under their module names plus str->str metadata."""
+    import json
+
     from safetensors.torch import save
 
     cfg = trainer.config
@@ -337,11 +377,32 @@ def write_checkpoint(out: Path, trainer: Trainer, metrics: dict[str, float]) -> 
         "data_fingerprint": trainer.data.fingerprint,
         "config": cfg.to_json(),
         "producer": "grokwatch train",
+        # every other metric of this checkpoint: --corrupt accuracies, the competing measures
+        **{
+            k: repr(float(v))
+            for k, v in metrics.items()
+            if k not in _META_FIXED and isinstance(v, int | float)
+        },
+        "measures": json.dumps(
+            {"act_sparsity_threshold": ACT_THRESHOLD, "circuit_drop": DROP, "circuit_seed": cfg.seed}
+        ),
     }
+    if trainer.data.corrupt_idx is not None:
+        meta["corrupt"] = json.dumps(
+            {
+                "fraction": cfg.corrupt,
+                "count": len(trainer.data.corrupt_idx),
+                "seed": cfg.seed,
+                "indices": trainer.data.corrupt_idx.tolist(),
+            }
+        )
     path = out / checkpoint_name(trainer.step)
     blob = save(tensors, metadata=meta)  # bytes, written with the usual umask (save_file uses 0600)
     write_atomic(path, blob)
     return path
+
+
+_META_FIXED = frozenset({"step", "train_loss", "train_acc", "test_loss", "test_acc", "wall_s"})
 
 
 def write_state(out: Path, trainer: Trainer) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["MLP", "ModularMLP", "build_model"]
+__all__ = ["MLP", "ModularMLP", "OneHotMLP", "build_model"]
 
 
 class MLP(nn.Module):
@@ -46,6 +46,26 @@ class ModularMLP(nn.Module):
         return self.fc2(torch.relu(self.fc1(e)))
 
 
+class OneHotMLP(nn.Module):
+    """Prieto et al.'s modular-arithmetic MLP: one-hot a and b concatenated (2p inputs), two hidden
+    ReLU layers of `width`, logits over p, no biases (`fc1.weight` is width x 2p).
+
+    Why one-hot rather than an embedding: it is the setup in which the paper compares softmax
+    cross-entropy with StableMax and ⊥Grad, and the first layer then plays the embedding's role.
+    """
+
+    def __init__(self, p: int, width: int = 200):
+        super().__init__()
+        self.p = p
+        self.fc1 = nn.Linear(2 * p, width, bias=False)
+        self.fc2 = nn.Linear(width, width, bias=False)
+        self.fc3 = nn.Linear(width, p, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = nn.functional.one_hot(x, self.p).flatten(1).to(self.fc1.weight.dtype)  # (n, 2p)
+        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(h)))))
+
+
 def build_model(config, dtype: torch.dtype) -> nn.Module:
     """Default PyTorch init, then every parameter multiplied by `init_scale` (Omnigrok's alpha_0).
 
@@ -61,6 +81,8 @@ def build_model(config, dtype: torch.dtype) -> nn.Module:
         model = ModularTransformer(
             config.p, config.width, config.layers, config.heads, config.d_mlp, config.layer_norm
         )
+    elif config.arch == "onehot":
+        model = OneHotMLP(config.p, width=config.width)
     else:
         model = ModularMLP(config.p, embed_dim=config.embed_dim, width=config.width)
     model = model.to(dtype)

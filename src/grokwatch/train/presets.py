@@ -21,7 +21,6 @@ PRESETS: dict[str, dict] = {
         task="modadd",
         model="transformer",
         p=97,
-        op="add",
         train_frac=0.5,
         width=128,
         layers=2,
@@ -38,7 +37,6 @@ PRESETS: dict[str, dict] = {
         task="modadd",
         model="transformer",
         p=113,
-        op="add",
         train_frac=0.3,
         width=128,
         layers=1,
@@ -50,6 +48,25 @@ PRESETS: dict[str, dict] = {
         wd=1.0,
         beta2=0.98,
         warmup=10,
+    ),
+    # Prieto et al. 2025 ("Grokking at the edge of numerical stability"), their repo's modular-addition
+    # MLP run: one-hot a and b (2p = 226 inputs), two bias-free hidden layers of 200, 40 % of pairs,
+    # full batch, AdamW lr 0.01, wd 0, betas (0.9, 0.99), eps 1e-25, float32 cross-entropy. Add
+    # `--loss stablemax` or `--perp-grad` for the two fixes (their StableMax run uses --beta2 0.999).
+    "prieto2025": dict(
+        task="modadd",
+        arch="onehot",
+        p=113,
+        train_frac=0.4,
+        width=200,
+        batch_size=0,
+        lr=0.01,
+        wd=0.0,
+        beta2=0.99,
+        adam_eps=1e-25,
+        init_scale=1.0,
+        loss="ce",
+        dtype="float32",
     ),
 }
 

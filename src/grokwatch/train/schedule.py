@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 
 __all__ = [
+    "ARCHS",
+    "LOSSES",
     "MODELS",
     "OPS",
     "RESUMABLE_FIELDS",
@@ -30,6 +32,8 @@ __all__ = [
 TASKS = ("mnist", "modadd")
 OPS = ("add", "sub", "mul", "div")
 MODELS = ("mlp", "transformer")
+LOSSES = ("mse", "ce", "stablemax")
+ARCHS = ("embed", "onehot")
 
 # Fields that may differ between the first run and a resume of the same folder: how far to
 # train, how densely to checkpoint, where to compute, where the data files happen to live
@@ -128,6 +132,14 @@ class TrainConfig:
     layer_norm: bool | None = None
     warmup: int | None = None  # linear lr warm-up steps, then constant; None = 10 transformer, 0 MLP
     preset: str | None = None  # the recipe (train/presets.py) the defaults came from, for the record
+    # Prieto et al. ("Grokking at the edge of numerical stability") and Doshi et al. (corrupted labels);
+    # see grokwatch.train.losses / perp_grad / presets
+    arch: str = (
+        "embed"  # modadd: "embed" (shared table) or "onehot" (one-hot a, b -> 2 bias-free hidden layers)
+    )
+    perp_grad: bool = False  # project each gradient orthogonally to its weight before AdamW
+    adam_eps: float = 1e-8
+    corrupt: float = 0.0  # modadd: fraction of training labels replaced by a seeded wrong answer
 
     def resolved(self) -> TrainConfig:
         """Fill task-dependent defaults and validate; the result is what gets stored."""
@@ -147,8 +159,14 @@ class TrainConfig:
             width=self.width if self.width is not None else (200 if mnist else 256),
         )
         problems = []
-        if cfg.loss not in ("mse", "ce"):
-            problems.append(f"--loss must be mse or ce, not {cfg.loss!r}")
+        if cfg.loss not in LOSSES:
+            problems.append(f"--loss must be one of {', '.join(LOSSES)}, not {cfg.loss!r}")
+        if cfg.arch not in ARCHS:
+            problems.append(f"--arch must be one of {', '.join(ARCHS)}, not {cfg.arch!r}")
+        if mnist and (cfg.arch != "embed" or cfg.corrupt):
+            problems.append("--arch and --corrupt apply to --task modadd only")
+        if not (0.0 <= cfg.corrupt < 1.0) or not cfg.adam_eps > 0:
+            problems.append("--corrupt must be in [0, 1) and --adam-eps > 0")
         if cfg.dtype not in ("float32", "float64"):
             problems.append(f"--dtype must be float32 or float64, not {cfg.dtype!r}")
         if cfg.device not in ("auto", "cpu", "cuda"):
@@ -189,7 +207,7 @@ class TrainConfig:
         """The fields a resumed run must share with the run that wrote the folder."""
         ident = {k: v for k, v in asdict(self).items() if k not in RESUMABLE_FIELDS}
         if self.task == "mnist":
-            for k in ("p", "op", "train_frac", "embed_dim"):
+            for k in ("p", "op", "train_frac", "embed_dim", "arch", "corrupt"):
                 ident.pop(k)
         else:
             ident.pop("train_size")
@@ -241,6 +259,10 @@ def _model_problems(cfg: TrainConfig) -> list[str]:
         problems.append(f"--model must be one of {', '.join(MODELS)}, not {cfg.model!r}")
     elif cfg.model == "transformer" and cfg.task != "modadd":
         problems.append("--model transformer needs --task modadd")
+    elif cfg.model == "transformer" and cfg.arch != "embed":
+        problems.append(
+            f"--arch {cfg.arch} chooses the MLP's inputs; it does not apply to --model transformer"
+        )
     if cfg.warmup is not None and cfg.warmup < 0:
         problems.append("--warmup must be >= 0")
     if cfg.model == "transformer" and cfg.task == "modadd":

@@ -24,11 +24,11 @@ from grokwatch.analyze import (
     set_fields,
     shape_fields,
     trap_fields,
+    weight_entropy_field,
     why_nothing,
 )
 from grokwatch.checkpoints import Checkpoint, TensorReader
 from grokwatch.errors import CheckpointError
-from grokwatch.measures import weight_measures
 from grokwatch.settings import Settings
 from grokwatch.spectral.esd import NonFiniteError, matrices
 from grokwatch.spectral.torch_eig import BATCH_BYTES, GramBatcher
@@ -81,8 +81,7 @@ def _one(ck: Checkpoint, settings: Settings, batcher: GramBatcher, tick) -> Chec
             W = reader.read(r)
             ks = None
             try:
-                norm, entropy = weight_measures(W)  # the same per-layer measures as the CPU path
-                set_fields(rec, {"l2_norm": norm, "abs_weight_entropy": entropy})
+                set_fields(rec, weight_entropy_field(W, settings))  # as the CPU path
                 ks = [batcher.add(m) for m in matrices(np.asarray(W))]
                 set_fields(rec, trap_fields(W, settings, r.layer))  # the weights are here only now
             except NonFiniteError as e:

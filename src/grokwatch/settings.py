@@ -100,6 +100,9 @@ class Settings:
     # Fused QKV projections (c_attn, in_proj_weight, qkv, query_key_value) as three d x d
     # matrices `name[q]`, `name[k]`, `name[v]`; off = one matrix as stored, as WeightWatcher does.
     split_qkv: bool = False
+    # -sum |w| log|w| per layer (grokwatch.measures), the notebook's rival of alpha; off by default
+    # because it costs a log per weight (the Frobenius norm comes free with the eigenvalues)
+    weight_entropy: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fit", _enum(Fit, self.fit, "fit"))
@@ -120,7 +123,12 @@ class Settings:
         if not self.traps:
             d.pop("seed"), d.pop("replicas")
         # options at their defaults stay out of the key: caches written before they existed stay valid
-        for name, default in (("base", None), ("embeddings", True), ("split_qkv", False)):
+        for name, default in (
+            ("base", None),
+            ("embeddings", True),
+            ("split_qkv", False),
+            ("weight_entropy", False),
+        ):
             if d[name] == default:
                 d.pop(name)
         if self.base is not None:  # a replaced or edited base model changes W + ΔW

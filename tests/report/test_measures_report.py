@@ -40,7 +40,7 @@ def run(tmp_path_factory):
 
 
 def test_scan_records_carry_measures(run):
-    result = scan_folder(run, Settings(traps=False))
+    result = scan_folder(run, Settings(traps=False, weight_entropy=True))
     last = max(result.records, key=lambda r: r.step)
     w = load_file(run / last.checkpoint)[last.layer]
     assert last.l2_norm == pytest.approx(float(np.linalg.norm(w.astype(np.float64))), rel=1e-12)
@@ -53,7 +53,7 @@ def test_scan_records_carry_measures(run):
 
 
 def test_report_measures(run):
-    rep = build_report(scan_folder(run, Settings(traps=False)))
+    rep = build_report(scan_folder(run, Settings(traps=False, weight_entropy=True)))
     series = measure_series(rep)
     assert {"L2 norm (total)", "|w| entropy embed.weight", "circuit KL (50 % dropped)"} <= set(series)
     assert any(k.startswith("α ") for k in series)

@@ -36,6 +36,7 @@ from grokwatch.cli.options import (
     SeedOpt,
     SplitQkvOpt,
     TrapMinOpt,
+    WeightEntropyOpt,
     WorkersOpt,
     rules_from,
 )
@@ -168,6 +169,7 @@ def report(
     base: BaseOpt = None,
     embeddings: EmbeddingsOpt = DEFAULT_SETTINGS.embeddings,
     split_qkv: SplitQkvOpt = DEFAULT_SETTINGS.split_qkv,
+    weight_entropy: WeightEntropyOpt = DEFAULT_SETTINGS.weight_entropy,
     seed: SeedOpt = DEFAULT_SETTINGS.seed,
     replicas: ReplicasOpt = None,
     alpha_low: AlphaLowOpt = DEFAULT_RULES.alpha_low,
@@ -216,6 +218,7 @@ def report(
         base=base,
         embeddings=embeddings,
         split_qkv=split_qkv,
+        weight_entropy=weight_entropy,
     )
     rules = rules_from(locals())
     if html is not None:

@@ -37,6 +37,7 @@ from grokwatch.cli.options import (
     SeedOpt,
     SplitQkvOpt,
     TrapMinOpt,
+    WeightEntropyOpt,
     WorkersOpt,
     rules_from,
 )
@@ -69,6 +70,7 @@ def scan(
     base: BaseOpt = None,
     embeddings: EmbeddingsOpt = DEFAULT_SETTINGS.embeddings,
     split_qkv: SplitQkvOpt = DEFAULT_SETTINGS.split_qkv,
+    weight_entropy: WeightEntropyOpt = DEFAULT_SETTINGS.weight_entropy,
     seed: SeedOpt = DEFAULT_SETTINGS.seed,
     replicas: ReplicasOpt = None,
     alpha_low: AlphaLowOpt = DEFAULT_RULES.alpha_low,
@@ -109,6 +111,7 @@ def scan(
         base=base,
         embeddings=embeddings,
         split_qkv=split_qkv,
+        weight_entropy=weight_entropy,
     )
     rules = rules_from(locals())
     if len(directories) > 1:

@@ -66,8 +66,10 @@ def measure_series(rep) -> dict[str, list[float | None]]:
         l2.append(stored if stored is not None else (total_l2(norms) if norms else None))
     out["L2 norm (total)"] = l2
     first = rep.layers[0] if rep.layers else None
-    out[f"|w| entropy {first}"] = [
-        next((r.abs_weight_entropy for r in v.records if r.layer == first), None) for v in views
+    out[f"|w| entropy {first}"] = [  # scan --weight-entropy, else what `grokwatch train` stored
+        next((r.abs_weight_entropy for r in v.records if r.layer == first), None)
+        or _train_metric(v, "abs_weight_entropy")
+        for v in views
     ]
     for key, name in _TRAIN:
         out[name] = [_train_metric(v, key) for v in views]

@@ -155,6 +155,7 @@ def spectrum_metrics(evals: np.ndarray) -> dict[str, float]:
         "lambda_max": lmax,
         "log_spectral_norm": math.log10(lmax) if lmax > 0 else None,
         "log_norm": math.log10(total) if total > 0 else None,
+        "l2_norm": math.sqrt(total),  # Frobenius norm: sum(lambda) = trace(W^T W), no second pass
         "stable_rank": total / lmax if lmax > 0 else None,
         "entropy": None,
     }

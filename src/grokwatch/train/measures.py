@@ -114,7 +114,7 @@ def model_measures(model: torch.nn.Module, x: torch.Tensor, seed: int) -> dict[s
         out["act_inactive"] = activation_sparsity(model, x, 0.0, inclusive=True)
     fw = first_weight(model)
     if fw is not None:
-        out["abs_weight_entropy"] = abs_weight_entropy(fw[1].detach().cpu().to(torch.float64).numpy())
+        out["abs_weight_entropy"] = abs_weight_entropy(fw[1].detach().cpu().numpy())  # as scan computes it
     out["circuit_kl"] = circuit_kl(model, x, seed)
     out.update(norms(model))
     return out

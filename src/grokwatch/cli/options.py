@@ -23,6 +23,7 @@ from grokwatch.settings import (
     PhaseRules,
     PreRule,
     Rule,
+    Settings,
 )
 
 __all__ = ["DEFAULT_DEVICE", "DEFAULT_RULES", "DEFAULT_SETTINGS", "Device", "Fit", "OutputFormat", "PreRule"]
@@ -265,6 +266,13 @@ DirsArg = Annotated[
         metavar="RUN",
     ),
 ]
+
+
+def settings_from(params: dict, **fixed) -> Settings:
+    """The Settings of a command's analysis options: `settings_from(locals())` (every field it offers;
+    `fixed` for what the command decides itself, e.g. traps=True)."""
+    given = {f.name: params[f.name] for f in fields(Settings) if f.name in params}
+    return Settings(**(given | fixed))
 
 
 def rules_from(params: dict) -> PhaseRules:

@@ -39,6 +39,7 @@ from grokwatch.cli.options import (
     WeightEntropyOpt,
     WorkersOpt,
     rules_from,
+    settings_from,
 )
 from grokwatch.errors import ExitCode
 
@@ -206,20 +207,8 @@ def report(
     from grokwatch.checkpoints.atomic import write_atomic
     from grokwatch.report.model import build_report
     from grokwatch.report.summary import annotations, render_terminal, to_markdown
-    from grokwatch.settings import Settings
 
-    settings = Settings(
-        fit=fit,
-        traps=traps,
-        seed=seed,
-        replicas=replicas,
-        layers=tuple(layers or ()),
-        exclude=tuple(exclude or ()),
-        base=base,
-        embeddings=embeddings,
-        split_qkv=split_qkv,
-        weight_entropy=weight_entropy,
-    )
+    settings = settings_from(locals())
     rules = rules_from(locals())
     if html is not None:
         check_output_file(html, "--html")

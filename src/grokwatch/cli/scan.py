@@ -40,6 +40,7 @@ from grokwatch.cli.options import (
     WeightEntropyOpt,
     WorkersOpt,
     rules_from,
+    settings_from,
 )
 
 __all__ = ["scan"]
@@ -99,20 +100,7 @@ def scan(
     without checkpoints prints one error line, the rest is still printed, and
     the exit code is 4.
     """
-    from grokwatch.settings import Settings
-
-    settings = Settings(
-        fit=fit,
-        traps=traps,
-        seed=seed,
-        replicas=replicas,
-        layers=tuple(layers or ()),
-        exclude=tuple(exclude or ()),
-        base=base,
-        embeddings=embeddings,
-        split_qkv=split_qkv,
-        weight_entropy=weight_entropy,
-    )
+    settings = settings_from(locals())
     rules = rules_from(locals())
     if len(directories) > 1:
         _scan_several(

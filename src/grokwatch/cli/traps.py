@@ -42,6 +42,7 @@ from grokwatch.cli.options import (
     SplitQkvOpt,
     TrapMinOpt,
     WorkersOpt,
+    settings_from,
 )
 
 __all__ = ["PlotFormat", "traps"]
@@ -97,18 +98,9 @@ def traps(
     """
     from grokwatch.report.layer_figure import write_layer_figures
     from grokwatch.report.text import TRAP_COLUMNS, to_csv, to_json, traps_markdown, traps_table
-    from grokwatch.settings import PhaseRules, Settings
+    from grokwatch.settings import PhaseRules
 
-    settings = Settings(
-        traps=True,
-        seed=seed,
-        replicas=replicas,
-        layers=tuple(layers or ()),
-        exclude=tuple(exclude or ()),
-        base=base,
-        embeddings=embeddings,
-        split_qkv=split_qkv,
-    )
+    settings = settings_from(locals(), traps=True)
     if plot is not None:
         check_output_dir(plot, "--plot")
     result = run_scan(

@@ -35,6 +35,7 @@ from grokwatch.cli.options import (
     SplitQkvOpt,
     TrapMinOpt,
     rules_from,
+    settings_from,
 )
 from grokwatch.errors import ExitCode
 
@@ -221,19 +222,8 @@ def watch(
     """
     from grokwatch.monitor.alerts import Alerts
     from grokwatch.monitor.run import follow_folder
-    from grokwatch.settings import Settings
 
-    settings = Settings(
-        fit=fit,
-        traps=traps,
-        seed=seed,
-        replicas=replicas,
-        layers=tuple(layers or ()),
-        exclude=tuple(exclude or ()),
-        base=base,
-        embeddings=embeddings,
-        split_qkv=split_qkv,
-    )
+    settings = settings_from(locals())
     rules = rules_from(locals())
     env = environment()
     live = fmt == WatchFormat.table and env.stdout_isatty and not env.ci

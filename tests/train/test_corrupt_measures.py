@@ -20,14 +20,6 @@ from grokwatch.train.measures import activation_sparsity, circuit_kl, model_meas
 SMALL = dict(task="modadd", p=23, width=64, embed_dim=32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def test_corrupt_labels_exact():
     y = np.arange(200) % 13
     new, idx = corrupt_labels(y, 13, 0.15, seed=4)

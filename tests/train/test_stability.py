@@ -23,14 +23,6 @@ SMALL_PRIETO = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def test_stablemax_hand_computed():
     x = torch.tensor([[0.0, 1.0, -1.0], [2.0, -3.0, 0.0]])
     # s = [1, 2, 1/2] (sum 7/2) and [3, 1/4, 1] (sum 17/4)

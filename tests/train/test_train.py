@@ -23,15 +23,6 @@ META_KEYS = {"step", "train_loss", "train_acc", "test_loss", "test_acc", "seed",
 SMALL_MODADD = dict(task="modadd", p=23, width=64, embed_dim=32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tests share a small machine; see TrainConfig.threads."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def cli():
     app = typer.Typer()
     app.command()(train_cmd)

@@ -21,14 +21,6 @@ from grokwatch.train.transformer import ModularTransformer
 SMALL_TF = dict(task="modadd", model="transformer", p=23, width=32, heads=4, layers=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def run_cli(*args: str):
     app = typer.Typer()
     app.command()(train_cmd)

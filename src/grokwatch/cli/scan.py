@@ -101,65 +101,37 @@ def scan(
     the exit code is 4.
     """
     settings = settings_from(locals())
-    rules = rules_from(locals())
+    # how to scan, the same for one folder or several
+    how = dict(
+        workers=workers,
+        cache=cache,
+        cache_path=cache_path,
+        rules=rules_from(locals()),
+        scheduler=scheduler,
+        device=device,
+    )
     if len(directories) > 1:
-        _scan_several(
-            directories,
-            settings,
-            workers,
-            cache,
-            cache_path,
-            rules,
-            fmt,
-            fit,
-            traps,
-            per_layer,
-            scheduler,
-            device,
-        )
+        _scan_several(directories, settings, how, fmt, per_layer)
         return
     directory = directories[0]
-    result = run_scan(
-        directory, settings, workers, cache, cache_path, rules, scheduler=scheduler, device=device
-    )
+    result = run_scan(directory, settings, **how)
     emit(
         result,
         fmt,
-        title=f"grokwatch scan {directory} (fit={fit.value})",
-        show_traps=traps,
+        title=f"grokwatch scan {directory} (fit={settings.fit})",
+        show_traps=settings.traps,
         per_layer=per_layer,
     )
     finish(result)
 
 
-def _scan_several(
-    directories,
-    settings,
-    workers,
-    cache,
-    cache_path,
-    rules,
-    fmt,
-    fit,
-    traps,
-    per_layer,
-    scheduler=None,
-    device=None,
-) -> None:
+def _scan_several(directories, settings, how: dict, fmt, per_layer) -> None:
     from grokwatch.cli.runs import emit_runs, named_runs, scan_runs
     from grokwatch.errors import ExitCode
 
-    results, missing = scan_runs(
-        named_runs(directories),
-        settings,
-        workers,
-        cache,
-        cache_path,
-        rules,
-        scheduler=scheduler,
-        device=device,
-    )
-    emit_runs(results, fmt, title=f"grokwatch scan (fit={fit.value})", show_traps=traps, per_layer=per_layer)
+    results, missing = scan_runs(named_runs(directories), settings, **how)
+    title = f"grokwatch scan (fit={settings.fit})"
+    emit_runs(results, fmt, title=title, show_traps=settings.traps, per_layer=per_layer)
     if missing:
         raise typer.Exit(ExitCode.NO_CHECKPOINTS)
     if any(res.errors for _, res in results):

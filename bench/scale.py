@@ -143,29 +143,19 @@ def _load(folder: Path):
 
 def row_floor(folder: Path) -> dict:
     """Gram + eigvalsh in float64, one BLAS thread, each layer already in memory (read not timed)."""
-    from threadpoolctl import threadpool_limits
-
-    total = cpu = 0.0
-    with threadpool_limits(1):
-        for _, W in _load(folder):
-            c0, t0 = time.process_time(), time.perf_counter()
-            A = W.astype(np.float64)
-            if A.shape[0] < A.shape[1]:
-                A = A.T
-            np.linalg.eigvalsh(A.T @ A)
-            total, cpu = total + time.perf_counter() - t0, cpu + time.process_time() - c0
-            del A
+    total, cpu = _floor_part(str(folder), None)
     return {"work_s": total, "compute_cpu_s": cpu}
 
 
-def _floor_part(folder: str, keys: list[str]) -> tuple[float, float]:
-    """(wall, CPU) seconds of the floor on some layers, in a worker of `row_floor2`."""
+def _floor_part(folder: str, keys: list[str] | None) -> tuple[float, float]:
+    """(wall, CPU) seconds of the floor on the layers `keys` (None: all): `row_floor` and the
+    workers of `row_floor2`."""
     from threadpoolctl import threadpool_limits
 
     wall = cpu = 0.0
     with threadpool_limits(1):
         for k, W in _load(Path(folder)):
-            if k not in keys:
+            if keys is not None and k not in keys:
                 continue
             c0, t0 = time.process_time(), time.perf_counter()
             A = W.astype(np.float64)
@@ -173,6 +163,7 @@ def _floor_part(folder: str, keys: list[str]) -> tuple[float, float]:
                 A = A.T
             np.linalg.eigvalsh(A.T @ A)
             wall, cpu = wall + time.perf_counter() - t0, cpu + time.process_time() - c0
+            del A
     return wall, cpu
 
 

@@ -408,6 +408,3 @@ def set_fields(rec: LayerRecord, vals: dict) -> None:
     """Copy computed fields onto a record (in order: a later "error" wins, as it should)."""
     for k, v in vals.items():
         setattr(rec, k, v)
-
-
-_set = set_fields  # the former private name, for code written against it

@@ -28,7 +28,7 @@ from grokwatch.analyze import (
     why_nothing,
 )
 from grokwatch.checkpoints import Checkpoint, TensorReader
-from grokwatch.errors import CheckpointError
+from grokwatch.errors import GrokwatchError
 from grokwatch.settings import Settings
 from grokwatch.spectral.esd import NonFiniteError, matrices
 from grokwatch.spectral.torch_eig import BATCH_BYTES, GramBatcher
@@ -57,7 +57,7 @@ def analyze_on_device(
 
         try:
             res = _one(ck, settings, batcher, one_layer)
-        except CheckpointError as e:
+        except GrokwatchError as e:
             batcher.discard()  # this checkpoint's Grams still waiting
             res = CheckpointResult(ck.rel, ck.step, [], error=str(e))
         for _ in range(counts[j] - ticked[0]):
@@ -68,7 +68,7 @@ def analyze_on_device(
 def _count(ck: Checkpoint, settings: Settings) -> int:
     try:
         return len(analysed_refs(ck, settings)[1])
-    except CheckpointError:
+    except GrokwatchError:
         return 0
 
 

@@ -32,7 +32,7 @@ from grokwatch.analyze import (
 )
 from grokwatch.checkpoints import Checkpoint, TensorReader, TensorRef
 from grokwatch.checkpoints.names import SHARDED
-from grokwatch.errors import CheckpointError
+from grokwatch.errors import CheckpointError, GrokwatchError
 from grokwatch.pool import run
 from grokwatch.settings import Settings
 
@@ -103,7 +103,7 @@ def analyze_refs(refs: list[TensorRef], settings: Settings) -> list[tuple[str, o
         for r in refs:
             try:
                 vals, evals = layer_matrix_values(reader, r, settings)
-            except CheckpointError as e:
+            except GrokwatchError as e:
                 out.append(("bad", str(e)))
                 continue
             if evals is not None:
@@ -142,7 +142,7 @@ def analyze_split(
     for j, ck in enumerate(cks):
         try:
             all_refs, refs = analysed_refs(ck, settings)
-        except CheckpointError as e:
+        except GrokwatchError as e:
             ready.append((j, CheckpointResult(ck.rel, ck.step, [], error=str(e))))
             continue
         records = [new_record(ck, r) for r in refs]

@@ -15,14 +15,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grokwatch.errors import ConfigMismatchError
-from grokwatch.train.data import DataError, Dataset, load_dataset
 from grokwatch.train.schedule import TrainConfig, config_differences, log_schedule, parse_steps
+
+if TYPE_CHECKING:
+    from grokwatch.train.data import Dataset
 
 __all__ = ["DataError", "Plan", "TrainConfig", "TrainResult", "log_schedule", "parse_steps", "plan", "train"]
 
 # progress(step, total_steps, latest_eval_or_None): called a few times a second and after every eval.
+
+
+def __getattr__(name: str):
+    """`DataError` on first use: the data module imports numpy, and `grokwatch --help` imports this package."""
+    if name == "DataError":
+        from grokwatch.train.data import DataError
+
+        return DataError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 ProgressFn = Callable[[int, int, "dict | None"], None]
 
 
@@ -103,6 +117,8 @@ def plan(config: TrainConfig, out: str | Path | None = None, timing_s: float = 0
     """What `train` would do, with a wall-time estimate from a short timing; writes nothing."""
     from grokwatch.train.loop import Trainer, resolve_device, time_steps
 
+    from grokwatch.train.data import load_dataset
+
     cfg = config.resolved()
     data = load_dataset(cfg)
     state = _check_folder(Path(out), cfg, data) if out is not None else None
@@ -156,6 +172,8 @@ def train(
         write_metrics,
         write_state,
     )
+
+    from grokwatch.train.data import load_dataset
 
     cfg = config.resolved()
     out = Path(out)

@@ -11,7 +11,10 @@ the run's config like any option, so resuming compares the values, not the prese
 
 from __future__ import annotations
 
-from grokwatch.train.schedule import TrainConfig
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # --help lists the presets: importing this module must stay cheap
+    from grokwatch.train.schedule import TrainConfig
 
 __all__ = ["PRESETS", "describe_preset", "preset_config"]
 
@@ -73,6 +76,8 @@ PRESETS: dict[str, dict] = {
 
 def preset_config(name: str, **overrides) -> TrainConfig:
     """The preset's options, then `overrides` on top; raises ValueError naming the presets."""
+    from grokwatch.train.schedule import TrainConfig
+
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return TrainConfig(**{**PRESETS[name], **overrides, "preset": name})

@@ -13,7 +13,6 @@ import math
 import re
 from dataclasses import asdict, dataclass, fields, replace
 
-import numpy as np
 
 __all__ = [
     "ARCHS",
@@ -79,6 +78,8 @@ def log_schedule(total: int, n: int) -> list[int]:
     n = max(1, min(int(n), total))
     if n == 1:
         return [total]
+    import numpy as np  # here, not at the top: `grokwatch --help` imports this module
+
     grid = np.exp(np.linspace(0.0, math.log(total), n))
     steps: list[int] = []
     for v in grid:

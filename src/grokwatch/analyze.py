@@ -8,6 +8,7 @@ parent never holds weights and results do not depend on the number of workers.
 from __future__ import annotations
 
 import fnmatch
+import math
 import zlib
 from dataclasses import dataclass, field
 
@@ -326,7 +327,7 @@ def read_weights(reader: TensorReader, r: TensorRef) -> np.ndarray:
     float64 one (12 bytes per element at the peak); reading float64 directly costs
     8 and gives the same values (bf16 and float32 widen exactly).
     """
-    wide = 8 * int(np.prod(r.shape)) > SCRATCH_MAX
+    wide = 8 * math.prod(r.shape) > SCRATCH_MAX
     return reader.read(r, wide=wide)
 
 
@@ -341,7 +342,7 @@ def layer_matrix_values(
     try:
         W = read_weights(reader, r)
         measures = weight_entropy_field(W, settings)
-        if settings.traps or len(r.shape) != 2 or 8 * int(np.prod(r.shape)) <= SCRATCH_MAX:
+        if settings.traps or len(r.shape) != 2 or 8 * math.prod(r.shape) <= SCRATCH_MAX:
             vals, evals = matrix_spectrum(W, settings, r.layer)
             return measures | vals, evals
         box, shape = [W], W.shape

@@ -71,7 +71,7 @@ def _buffer(name: str, shape: tuple[int, ...]) -> np.ndarray:
     ~15 % of a scan, measured). Per thread, so concurrent callers never share
     one; above SCRATCH_MAX a plain array (its eigensolve dwarfs the faults).
     """
-    n = int(np.prod(shape))
+    n = math.prod(shape)
     if 8 * n > SCRATCH_MAX:
         return np.empty(shape)
     buf = getattr(_scratch, name, None)

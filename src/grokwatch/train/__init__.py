@@ -115,9 +115,8 @@ def _check_folder(out: Path, cfg: TrainConfig, data: Dataset) -> dict | None:
 
 def plan(config: TrainConfig, out: str | Path | None = None, timing_s: float = 0.5) -> Plan:
     """What `train` would do, with a wall-time estimate from a short timing; writes nothing."""
-    from grokwatch.train.loop import Trainer, resolve_device, time_steps
-
     from grokwatch.train.data import load_dataset
+    from grokwatch.train.loop import Trainer, resolve_device, time_steps
 
     cfg = config.resolved()
     data = load_dataset(cfg)
@@ -163,6 +162,7 @@ def train(
     """
     import torch
 
+    from grokwatch.train.data import load_dataset
     from grokwatch.train.loop import (
         Interrupt,
         Trainer,
@@ -172,8 +172,6 @@ def train(
         write_metrics,
         write_state,
     )
-
-    from grokwatch.train.data import load_dataset
 
     cfg = config.resolved()
     out = Path(out)

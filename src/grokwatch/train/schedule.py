@@ -13,7 +13,6 @@ import math
 import re
 from dataclasses import asdict, dataclass, fields, replace
 
-
 __all__ = [
     "ARCHS",
     "LOSSES",

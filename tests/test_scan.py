@@ -107,9 +107,10 @@ def test_scan_result_repr_and_rules(run_dir, tmp_path):
     assert res.rules == PhaseRules()
     lax = grokwatch.scan_folder(run_dir, workers=1, cache=False, rules=PhaseRules(alpha_low=1.0))
     assert lax.rules == PhaseRules(alpha_low=1.0)
-    assert build_report(lax).rules == lax.rules and build_report(lax).warning is None  # fc2's 1.61 >= 1
-    assert build_report(res).warning.step == 1000  # 1.61 < 2 with the default rules
-    assert build_report(lax, PhaseRules()).warning.step == 1000  # explicit rules still win
+    lax_rep = build_report(lax)
+    assert lax_rep.rules == lax.rules and lax_rep.over_correlated is None  # fc2's 1.61 >= 1
+    assert build_report(res).over_correlated.step == 1000  # 1.61 < 2 with the default rules
+    assert build_report(lax, PhaseRules()).over_correlated.step == 1000  # explicit rules still win
 
 
 def test_scan_result_dataframes_match_csv(run_dir):

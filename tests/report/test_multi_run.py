@@ -214,10 +214,11 @@ def test_html_esd_at_boundaries_and_esd_steps(two, tmp_path):
     out = tmp_path / "r.html"
     assert invoke(two["anti"], "--html", out, "--layers", "fc1.weight").exit_code == 0
     text = out.read_text()
-    # anti run: pre 0-100, grok 1000-10000 (warning at 1000), anti 100000; peak 10000
+    # anti run: pre 0-100, grok 1000-10000, anti 100000 (the early warning under the trend rule); peak 10000
     heads = re.findall(r"<h3>([^<]*): step ([\d,]+) ", text)
     assert [s for _, s in heads] == ["0", "1,000", "10,000", "100,000"]
-    assert "Phase boundary pre-grokking → grokking; first early warning" in text
+    assert "Phase boundary grokking → anti-grokking; first early warning" in text
+    assert "Phase boundary pre-grokking → grokking; first early warning" not in text
     out2 = tmp_path / "s.html"
     r = invoke(two["anti"], "--html", out2, "--layers", "fc1.weight", "--esd-steps", "100,99999")
     assert r.exit_code == 0, r.output
@@ -255,11 +256,14 @@ def test_json_export(two, tmp_path):
     r = invoke(two["anti"], "--json", out, "--bootstrap", "5")
     assert r.exit_code == 0, r.output
     data = json.loads(out.read_text())
-    assert data["schema"] == 1 and len(data["runs"]) == 1
+    assert data["schema"] == 2 and len(data["runs"]) == 1
     run = data["runs"][0]
     assert run["name"] == "anti" and run["level"] == "anti-grokking"
     assert [t["phase"] for t in run["timeline"]] == ["pre-grokking", "grokking", "anti-grokking"]
-    assert run["onset"]["step"] == 1000 and run["first_anti"]["step"] == 100000 and run["lead_steps"] == 99000
+    assert run["onset"]["step"] == 1000 and run["first_anti"]["step"] == 100000
+    assert run["warning"]["step"] == 100000 and run["lead_steps"] == 0  # trend rule: the first anti label
+    assert run["over_correlated"]["step"] == 1000 and run["n_over_correlated"] == 3
+    assert [c["over_correlated"] is not None for c in run["checkpoints"]] == [False] * 3 + [True] * 3
     ck = run["checkpoints"][0]
     layer = ck["layers"]["fc1.weight"]
     assert set(layer) >= {"alpha", "sigma", "D", "xmin", "n_tail", "jump", "bootstrap"}

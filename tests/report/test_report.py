@@ -37,8 +37,9 @@ def anti_html(runs, tmp_path_factory) -> tuple[str, Path]:
 
 def test_model_levels_and_agreement(runs):
     from grokwatch.report import build_report
+    from grokwatch.report.model import facts
     from grokwatch.scan import scan_folder
-    from grokwatch.settings import Settings
+    from grokwatch.settings import PhaseRules, Settings
 
     rep = build_report(scan_folder(runs["anti"], Settings(traps=True), workers=1))
     assert [c.step for c in rep.checkpoints] == [0, 10, 100, 1000, 10000, 100000]
@@ -54,9 +55,23 @@ def test_model_levels_and_agreement(runs):
     ]
     assert rep.onset.step == 1000 and rep.best.step == 10000 and rep.first_anti.step == 100000
     assert rep.peak.step == 10000 and rep.drop.step == 100000
-    assert rep.warning.step == 1000  # the planted element mean: the first trap
-    assert "fc1.weight 1 trap" in rep.warning.warning
-    assert rep.lead(rep.warning) == 99000
+    # the early warning follows the rule: under the trend rule, the first anti-grokking label (at the drop);
+    # the planted element mean's first trap at 1000 is a fact, not the warning
+    assert rep.warning is rep.first_anti and rep.lead(rep.warning) == 0
+    assert rep.over_correlated.step == 1000 and "fc1.weight 1 trap" in rep.over_correlated.warning
+    assert rep.n_over_correlated == 3
+    lines = dict(facts(rep))
+    assert lines["early warning"].startswith(
+        "step 100,000 (step_00100000.safetensors): first anti-grokking label"
+    )
+    assert "at 3 of 6 checkpoints, first step 1,000" in lines["over-correlated"]
+    assert "first anti-grokking" not in lines  # it is the early warning row
+    # under the paper's rule the precursor (one trap, or alpha < 2) is the warning, as it always was
+    paper = build_report(
+        scan_folder(runs["anti"], Settings(traps=True), workers=1, rules=PhaseRules(rule="paper"))
+    )
+    assert paper.warning.step == 1000 and paper.lead(paper.warning) == 99000
+    assert "over-correlated" not in dict(facts(paper)) and "first anti-grokking" in dict(facts(paper))
     assert [c.acc_phase for c in rep.checkpoints] == [PRE, PRE, GROK, GROK, GROK, ANTI]
     ag = rep.agreement
     assert (ag.compared, ag.agree) == (6, 5)  # step 100: accuracy already grokking, the spectra not yet

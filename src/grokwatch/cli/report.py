@@ -189,8 +189,9 @@ def report(
 
     Uses the same scan (and cache) as `grokwatch scan --traps`. Prints a summary:
     checkpoints, the phase timeline (step ranges of pre-grokking / grokking /
-    anti-grokking), the first checkpoint with a layer alpha < 2 or a trap (the
-    early warning) and, where checkpoints record accuracy, the peak test accuracy,
+    anti-grokking), the early warning (the first anti-grokking label; under
+    --rule paper/threshold the first layer alpha < 2 or trap) and, where
+    checkpoints record accuracy, the peak test accuracy,
     where it fell, how often the spectral phase agrees with the accuracy phase
     and how many steps before the drop the warning came. Under
     GITHUB_ACTIONS=true, prints a ::warning:: line per anti-grokking checkpoint.

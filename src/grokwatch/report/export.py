@@ -1,14 +1,15 @@
 """The report for machines: `report --json F` (the model as JSON) and `--figures DIR` (standalone plots).
 
-JSON layout (`SCHEMA` = 1), the same for one run and several:
+JSON layout (`SCHEMA` = 2; 2 renamed the per-checkpoint "warning" to "over_correlated"), the same for one run and several:
 
-    {"schema": 1,
+    {"schema": 2,
      "runs": [{"name", "level", "summary": {label: text},           # the summary lines
-               "onset", "best", "peak", "drop", "warning", "first_anti": {step, checkpoint, ...} | null,
+               "onset", "best", "peak", "drop", "warning", "first_anti",
+               "over_correlated": {step, checkpoint, ...} | null, "n_over_correlated",
                "agreement": {compared, agree, fraction, balanced, false_alarms, confusion} | null,
                "timeline": [{phase, first_step, last_step, checkpoints, reason}],
                "checkpoints": [{step, checkpoint, phase, acc_phase, train_acc, test_acc, n_traps,
-                                mean_alpha, warning, layers: {layer: {alpha, sigma, D, xmin,
+                                mean_alpha, over_correlated, layers: {layer: {alpha, sigma, D, xmin,
                                 n_tail, weak_fit, jump, bootstrap}}}],
                "errors": [...]}],
      "comparison": {"header": [...], "rows": [[...], ...]}}    # the runs-compared table
@@ -27,7 +28,7 @@ from pathlib import Path
 
 __all__ = ["SCHEMA", "report_dict", "runs_json", "write_figures"]
 
-SCHEMA = 1
+SCHEMA = 2
 
 
 def _num(v):
@@ -46,7 +47,7 @@ def _view(v) -> dict | None:
         "reason": v.reason,
         "train_acc": _num(v.train_acc),
         "test_acc": _num(v.test_acc),
-        "warning": v.warning,
+        "over_correlated": v.warning,
     }
 
 
@@ -96,7 +97,7 @@ def report_dict(run) -> dict:
                 "test_acc": _num(c.test_acc),
                 "n_traps": c.n_traps,
                 "mean_alpha": _num(layer_mean_alpha(c.records)),
-                "warning": c.warning,
+                "over_correlated": c.warning,
                 "layers": layers,
             }
         )
@@ -111,6 +112,8 @@ def report_dict(run) -> dict:
         "warning": _view(rep.warning),
         "first_anti": _view(rep.first_anti),
         "lead_steps": rep.lead(rep.warning),
+        "over_correlated": _view(rep.over_correlated),
+        "n_over_correlated": rep.n_over_correlated,
         "agreement": None
         if ag is None
         else {

@@ -7,9 +7,14 @@
 The model holds what a person reads and what a CI job acts on:
   - the phase timeline: runs of consecutive checkpoints with the same spectral
     phase (pre-grokking / grokking / anti-grokking / unknown), with step ranges;
-  - the early warning: the first checkpoint with any trusted layer alpha below
-    `rules.alpha_low` (2 by default) or any correlation trap (n_traps >= 1),
-    and the first checkpoint labelled anti-grokking;
+  - the early warning, which follows the phase rule: under the trend rule (the
+    default) the first checkpoint labelled anti-grokking; under the paper's and
+    the threshold rules their precursor, the first checkpoint with any trusted
+    layer alpha below `rules.alpha_low` (2) or any correlation trap. That
+    precursor is also kept under the trend rule (`over_correlated`, with a
+    count) as a fact, not a warning: on the measured runs it is on from the
+    start of every weight-decay-free MNIST run (one trap per layer) and
+    throughout weight-decay runs that generalize (docs/phases.md);
   - where checkpoints carry train/test accuracy metadata: the peak test
     accuracy, the first later checkpoint where test accuracy fell `acc_drop`
     or more below it, the accuracy phase of every checkpoint (`phases.
@@ -29,7 +34,7 @@ from grokwatch.phases import ANTI, GROK, PRE, UNKNOWN, accuracy_phases, trusted
 from grokwatch.phases.accuracy import first_drop_index, peak_index
 from grokwatch.phases.score import score_run
 from grokwatch.records import LayerRecord
-from grokwatch.settings import PhaseRules
+from grokwatch.settings import PhaseRules, Rule
 
 __all__ = [
     "Agreement",
@@ -62,7 +67,9 @@ class CheckpointView:
     train_acc: float | None = None
     test_acc: float | None = None
     acc_phase: str | None = None  # from accuracy metadata, when present
-    warning: str | None = None  # why this checkpoint raises the early warning, if it does
+    # why this checkpoint is over-correlated (a trusted alpha < alpha_low, or a trap), if it is: the
+    # early warning of the paper's and the threshold rules, a fact under the trend rule
+    warning: str | None = None
 
     @property
     def n_traps(self) -> int | None:
@@ -118,7 +125,7 @@ class Report:
     records: list[LayerRecord]
     errors: list[str]
     timeline: list[PhaseRange]
-    warning: CheckpointView | None
+    warning: CheckpointView | None  # the early warning under `rules.rule` (see the module docstring)
     first_anti: CheckpointView | None
     onset: CheckpointView | None  # first checkpoint labelled grokking
     best: CheckpointView | None  # peak-like: the last grokking checkpoint before the first anti-grokking one
@@ -126,6 +133,15 @@ class Report:
     drop: CheckpointView | None
     agreement: Agreement | None
     traps_computed: bool
+    over_correlated: CheckpointView | None = (
+        None  # first checkpoint with a trusted alpha < alpha_low or a trap
+    )
+    n_over_correlated: int = 0  # how many checkpoints are
+
+    @property
+    def warning_is_first_anti(self) -> bool:
+        """True when the early warning is the first anti-grokking label (the trend rule)."""
+        return self.rules.rule == Rule.trend
 
     @property
     def has_accuracy(self) -> bool:
@@ -260,7 +276,7 @@ def build_report(
         records=list(result.records),
         errors=list(result.errors),
         timeline=_timeline(views),
-        warning=next((v for v in views if v.warning), None),
+        warning=_early_warning(views, rules),
         first_anti=next((v for v in views if v.phase == ANTI), None),
         onset=next((v for v in views if v.phase == GROK), None),
         best=_best(views),
@@ -268,7 +284,24 @@ def build_report(
         drop=drop,
         agreement=agreement,
         traps_computed=any(r.n_traps is not None for r in result.records),
+        over_correlated=next((v for v in views if v.warning), None),
+        n_over_correlated=sum(1 for v in views if v.warning),
     )
+
+
+def _early_warning(views: list[CheckpointView], rules: PhaseRules) -> CheckpointView | None:
+    """The first checkpoint that warns under the rule the labels came from.
+
+    Why it depends on the rule: the trend rule was fitted to say anti-grokking as early as the
+    accuracy drop allows without false alarms, so its first such label is the warning; an
+    alpha < 2 or a trap fires from the first checkpoints of real runs that never collapse
+    (docs/phases.md), which would make "early warning" mean "always". Under the paper's and the
+    threshold rules, whose anti-grokking is alpha < 2 (or trap_min traps), one layer with
+    alpha < 2 or one trap is their own precursor.
+    """
+    if rules.rule == Rule.trend:
+        return next((v for v in views if v.phase == ANTI), None)
+    return next((v for v in views if v.warning), None)
 
 
 # ---------------------------------------------------------------- sentences shared by all renderings
@@ -305,11 +338,24 @@ def facts(rep: Report) -> list[tuple[str, str]]:
     if not getattr(rep.settings, "traps", True):
         out.append(("traps", "not computed (--no-traps)"))
     w = rep.warning
+    over = f"trusted alpha < {rep.rules.alpha_low:g} or a trap"
     if w is not None:
         lead = lead_text(rep, w)
-        out.append(("early warning", f"{w.label} ({w.rel}): {w.warning}" + (f"; {lead}" if lead else "")))
+        why = f"first anti-grokking label: {w.reason}" if rep.warning_is_first_anti else w.warning
+        out.append(("early warning", f"{w.label} ({w.rel}): {why}" + (f"; {lead}" if lead else "")))
+    elif rep.warning_is_first_anti:
+        out.append(("early warning", "none (no checkpoint labelled anti-grokking)"))
     else:
-        out.append(("early warning", f"none (no trusted alpha < {rep.rules.alpha_low:g}, no trap)"))
+        out.append(("early warning", f"none (no {over})"))
+    o = rep.over_correlated
+    if rep.warning_is_first_anti and o is not None:
+        out.append(
+            (
+                "over-correlated",
+                f"{over} at {rep.n_over_correlated} of {len(rep.checkpoints)} checkpoints, first {o.label}: "
+                f"{o.warning}; alone no warning (it is on in measured runs that never collapse)",
+            )
+        )
     if rep.onset is not None:
         out.append(("grokking onset", f"{rep.onset.label}: {rep.onset.reason}"))
     if rep.best is not None and rep.first_anti is not None:
@@ -320,7 +366,7 @@ def facts(rep: Report) -> list[tuple[str, str]]:
             )
         )
     a = rep.first_anti
-    if a is not None:
+    if a is not None and not rep.warning_is_first_anti:  # under the trend rule it is the early warning
         lead = lead_text(rep, a)
         out.append(("first anti-grokking", f"{a.label}: {a.reason}" + (f"; {lead}" if lead else "")))
     if rep.peak is not None:

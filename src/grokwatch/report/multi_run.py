@@ -475,7 +475,8 @@ def build_multi_html(runs: list[Run], esd_steps: list[int] | None = None) -> str
     body["summary"] += (
         '<p class="note">onset: first checkpoint labelled grokking; best (spectra): the last grokking checkpoint '
         "before the first anti-grokking one; first drop: test accuracy ≥ --acc-drop below its peak; first "
-        "warning: a trusted α below --alpha-low or a trap, with the steps to the drop; balanced: agreement "
+        "warning: the first anti-grokking label under the trend rule (under --rule paper/threshold: a trusted "
+        "α below --alpha-low or a trap), with the steps to the drop; balanced: agreement "
         "averaged over the accuracy phases present; fit jumps: see “How sure α is” in each run.</p>"
     )
     has_alpha = any(r.alpha is not None for run in runs for r in run.rep.records)

@@ -1,20 +1,29 @@
-"""Run a scan's per-checkpoint work on a Dask cluster instead of the local process pool.
+"""Run a scan's work on a Dask cluster instead of the local process pool.
 
 Why Dask: it is the well-kept scheduler that already runs on laptops (`LocalCluster`),
 on a `dask scheduler` + `dask worker` pair and on SLURM/PBS (`dask-jobqueue`), and it
 retries the tasks of a worker that dies. It is an extra (`pip install 'grokwatch[dask]'`)
 and is imported only when a scheduler is asked for.
 
-What travels: tasks carry checkpoint *paths* (made absolute, so a worker started in
-another folder finds them on the shared file system) and `Settings`; workers read the
+Units of work are the local pool's: whole checkpoints when there are many, layers when
+there are few or large ones (`split.should_split` for the cluster's thread count). Then
+the client lists each checkpoint's layers (safetensors: headers only) and puts the
+records back together with the pool's own `split.plan_layers`, so they are bitwise those
+of `-j1` either way.
+
+What travels: tasks carry checkpoint or tensor *paths* (made absolute, so a worker started
+in another folder finds them on the shared file system) and `Settings`; workers read the
 tensors themselves and send back plain records. Weights never pass through the scheduler
-or the client. The client yields each result as it arrives, so `scan_folder` writes it
-to the cache at once: an interrupted scan loses nothing finished and a rerun sends only
-the missing checkpoints.
+or the client. The client yields each checkpoint's result as soon as it is complete, so
+`scan_folder` writes it to the cache at once: an interrupted scan loses nothing finished
+and a rerun sends only the missing checkpoints. Workers must run this grokwatch
+(`_check_versions`, one round trip when the client connects).
 
     result = scan_folder("/shared/runs/long", scheduler="tcp://head:8786")
     result = scan_folder("runs/mnist", scheduler="local", workers=2)   # a LocalCluster
     result = scan_folder("runs/mnist", scheduler=client)               # your own distributed.Client
+    with shared_scheduler("local", workers=2) as shared:               # one LocalCluster for both
+        a, b = scan_folder("runs/a", scheduler=shared), scan_folder("runs/b", scheduler=shared)
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from typing import Any
 from grokwatch.analyze import CheckpointResult, Settings, analyze_checkpoints
 from grokwatch.checkpoints import Checkpoint, TensorRef
 from grokwatch.errors import GrokwatchError, SchedulerError
-from grokwatch.pool import CHUNK
+from grokwatch.pool import _chunk
 from grokwatch.split import ON_DEMAND_FLOPS, LayerTask, analyze_refs, layer_flops, plan_layers, should_split
 
 __all__ = [
@@ -45,7 +54,7 @@ __all__ = [
     "shared_scheduler",
 ]
 
-LOCAL = "local"  # `--scheduler local`: start a LocalCluster for this scan
+LOCAL = "local"  # `--scheduler local`: start a LocalCluster for this scan (or these runs)
 CONNECT_TIMEOUT_S = 10.0  # how long to try an unreachable scheduler before saying so
 # how long a scheduler given by address may have no worker at all before the scan says so, rather
 # than wait for ever (a batch system may take a while to start them; a Client of your own waits)
@@ -102,7 +111,7 @@ def chunk_sizes(n: int, slots: int) -> list[int]:
     task's round trip is amortised and nobody waits long for the last one."""
     sizes, left = [], n
     while left:
-        c = max(1, min(CHUNK, left // (4 * max(1, slots))))
+        c = _chunk(left, max(1, slots))
         sizes.append(c)
         left -= c
     return sizes
@@ -111,7 +120,7 @@ def chunk_sizes(n: int, slots: int) -> list[int]:
 def layer_groups(tasks: list[LayerTask], slots: int) -> list[list[int]]:
     """Indices into `tasks` grouped into Dask tasks the way the local pool chunks layers.
 
-    Up to CHUNK layers per task while much is left, single layers near the end (`chunk_sizes`'
+    Up to `pool.CHUNK` layers per task while much is left, single layers near the end (`chunk_sizes`'
     rule: a task's round trip, ~1 ms on a scheduler, is amortised over small layers and nobody
     waits long for the last one). A layer of ON_DEMAND_FLOPS or more goes alone (the pool hands
     those out one at a time), and a group never spans two checkpoints, so a task that fails
@@ -126,7 +135,7 @@ def layer_groups(tasks: list[LayerTask], slots: int) -> list[list[int]]:
             room -= 1
             continue
         groups.append([t])
-        room = chunk_sizes(len(tasks) - t, slots)[0] - 1 if small else 0
+        room = _chunk(len(tasks) - t, max(1, slots)) - 1 if small else 0
     return groups
 
 
@@ -142,7 +151,8 @@ def _absolute_ref(ref: TensorRef, cwd: Path) -> TensorRef:
 
 
 def _relative(res: CheckpointResult, prefix: str) -> CheckpointResult:
-    """Messages as a local scan words them: the absolute prefix added by `_absolute` taken off."""
+    """Messages as a local scan words them: the absolute prefix added by `_absolute` or
+    `_absolute_ref` (in a worker's error line) taken off."""
     if res.error:
         res.error = res.error.replace(prefix, "")
     res.notes = [n.replace(prefix, "") for n in res.notes]

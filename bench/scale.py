@@ -214,8 +214,9 @@ def row_scan(folder: Path, workers: int, device: str = "cpu") -> dict:
 def row_dask(folder: Path) -> dict:
     """A Dask LocalCluster with 2 one-thread worker processes (`scan_folder(scheduler=client)`).
 
-    The cluster starts outside the timed region, like the warm local pool; tasks are whole
-    checkpoints on Dask (per-layer tasks are local-pool only), so one checkpoint uses one worker.
+    The cluster starts outside the timed region, like the warm local pool. The scale folder is
+    one checkpoint, so tasks are its layers (as in the local pool's split, `split.should_split`
+    for the cluster's 2 threads) and both workers share it, as the j2 row's processes do.
     """
     try:
         from dask.distributed import Client, LocalCluster

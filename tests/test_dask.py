@@ -17,11 +17,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import write_run
+from helpers import llama_block, write_run
 from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
@@ -284,6 +285,221 @@ def test_a_task_that_raises_is_split_and_reported_never_dropped(local_client, tm
     )
     want = analyze_checkpoints(cks, Settings())
     assert [got[i].records for i in range(len(items)) if i != 5] == [w.records for w in want]
+
+
+# ---------------------------------------------------------------- per-layer tasks
+
+
+def _task_names(stream) -> Counter:
+    """How many tasks of each function the scheduler ran (a task's key is FUNCTION-uuid)."""
+    return Counter(d["key"].rsplit("-", 5)[0] for d in stream.data)
+
+
+def _after_planning(monkeypatch, change) -> None:
+    """Run `change()` once the client has listed the layers, before any worker reads them: a file
+    that goes bad mid-scan, or a node that sees another file than the client does."""
+    import grokwatch.dask_engine as engine
+
+    real = engine.plan_layers
+
+    def plan(cks, settings):
+        planned = real(cks, settings)
+        change()
+        return planned
+
+    monkeypatch.setattr(engine, "plan_layers", plan)
+
+
+@pytest.mark.slow
+def test_one_checkpoint_runs_layer_by_layer_identical_to_j1(local_client, tmp_path):
+    """One sharded bf16 checkpoint of 7 layers on 2 workers: one task per layer (as the scheduler's own
+    task log shows), a progress tick per layer, and the records of -j1, bitwise and in file order."""
+    root = tmp_path / "run"
+    llama_block(root / "checkpoint-1")
+    settings = Settings(traps=True)
+    one = grokwatch.scan_folder(root, settings, workers=1, cache=False)
+    ticks = []
+    progress = lambda total: lambda: ticks.append(total)  # noqa: E731
+    with distributed.get_task_stream(local_client) as stream:
+        got = grokwatch.scan_folder(root, settings, cache=False, scheduler=local_client, progress=progress)
+    assert got.records == one.records and dicts(got) == dicts(one) and len(one) == 7
+    assert _task_names(stream) == {"_analyze_refs": 7}
+    assert ticks == [7] * 7 and got.errors == one.errors == []
+
+
+@pytest.mark.slow
+def test_local_cluster_killed_worker_mid_layer_scan(local_client, tmp_path):
+    """A worker killed while it holds a layer task: Dask reruns the task elsewhere, nothing is missing."""
+    run = slow_run(tmp_path / "run", n=3)
+    settings = Settings(traps=True, replicas=3)
+    killed: list[int] = []
+    with distributed.get_task_stream(local_client) as stream:
+        res = grokwatch.scan_folder(
+            run,
+            settings,
+            cache=False,
+            scheduler=local_client,
+            progress=_killing_progress(local_client, killed),
+        )
+    assert len(killed) == 1 and set(_task_names(stream)) == {"_analyze_refs"}
+    assert dicts(res) == dicts(grokwatch.scan_folder(run, settings, workers=1, cache=False))
+    assert len(res.checkpoints) == 3 and not res.errors
+    local_client.wait_for_workers(2, timeout=120)  # the nanny restarts it for the next test
+
+
+@pytest.mark.slow
+def test_layer_tasks_unreadable_file_exits_3_like_a_local_scan(local_client, tmp_path, monkeypatch):
+    """A file the client listed but a worker cannot read (truncated in between) is the line a local scan
+    prints, path as given (the worker read it by its absolute path from another folder), and exit 3."""
+    monkeypatch.chdir(tmp_path)
+    write_run(Path("run"), steps=(1, 2, 3))
+    bad = Path("run/step_00000002.safetensors")
+    raw = bad.read_bytes()
+    _after_planning(monkeypatch, lambda: bad.write_bytes(raw[:-100]))
+    r = invoke("scan", "run", "--scheduler", local_client.scheduler.address, "--no-cache", "-f", "json")
+    local = invoke("scan", "run", "-j", 1, "--no-cache", "-f", "json")  # the file is truncated by now
+    assert r.exit_code == local.exit_code == 3, r.output
+    assert r.stderr == local.stderr and r.stdout == local.stdout
+    assert r.stderr.startswith("grokwatch: error: run/step_00000002.safetensors: truncated")
+    assert len(r.stderr.splitlines()) == 1 and len(json.loads(r.stdout)) == 6
+
+
+@pytest.mark.slow
+def test_a_layer_task_that_raises_fails_its_checkpoint_only(local_client, tmp_path, monkeypatch):
+    """A layer task raising (not an unreadable file: a bug, here a ref without a file) makes its
+    checkpoint one error line naming it; the other checkpoints give -j1's records."""
+    import dataclasses
+
+    import grokwatch.dask_engine as engine
+
+    run = write_run(tmp_path / "run", steps=(1, 2, 3))
+    real = engine._absolute_ref
+
+    def broken(ref, cwd):
+        shipped = real(ref, cwd)
+        if "step_00000002" in shipped.file and ref.layer == "fc2.weight":
+            return dataclasses.replace(shipped, file=None)
+        return shipped
+
+    monkeypatch.setattr(engine, "_absolute_ref", broken)
+    got = grokwatch.scan_folder(run, cache=False, scheduler=local_client)
+    assert got.errors == [
+        f"{run / 'step_00000002.safetensors'}: analysis failed on a Dask worker "
+        "(AttributeError: 'NoneType' object has no attribute 'endswith')"
+    ]
+    one = grokwatch.scan_folder(run, workers=1, cache=False)
+    assert dicts(got) == [d for d in dicts(one) if d["step"] != 2] and len(got) == 6
+
+
+@pytest.mark.slow
+def test_interrupted_layer_scan_resumes_from_the_cache(local_client, tmp_path, monkeypatch):
+    """Each checkpoint is cached as soon as its last layer is in: Ctrl-C right after the first keeps it and
+    cancels the rest; the rerun lists and sends only the other two checkpoints' layers."""
+    import grokwatch.dask_engine as engine
+
+    run = write_run(tmp_path / "run", steps=(1, 2, 3))
+    real_put = Cache.put
+
+    def put_then_interrupt(self, *args):
+        real_put(self, *args)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(Cache, "put", put_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            grokwatch.scan_folder(run, scheduler=local_client)
+    cache = Cache(run / CACHE_NAME)
+    assert cache.db.execute("SELECT count(*) FROM done").fetchone()[0] == 1
+    cache.close()
+    for _ in range(200):  # cancelled, not left queued (cancellation is asynchronous)
+        if not any(local_client.processing().values()):
+            break
+        time.sleep(0.05)
+    assert not any(local_client.processing().values())
+    planned: list[str] = []
+    real_plan = engine.plan_layers
+    monkeypatch.setattr(
+        engine, "plan_layers", lambda cks, s: planned.extend(c.rel for c in cks) or real_plan(cks, s)
+    )
+    with distributed.get_task_stream(local_client) as stream:
+        again = grokwatch.scan_folder(run, scheduler=local_client)
+    assert again.computed == 2 and len(planned) == 2
+    assert _task_names(stream) == {"_analyze_refs": 6}  # 3 layers each
+    assert dicts(again) == dicts(grokwatch.scan_folder(run, workers=1, cache=False))
+
+
+def test_layer_groups_chunk_small_layers_within_one_checkpoint():
+    """Small layers travel up to CHUNK per task while much is left, singly at the end; a long layer alone;
+    a task never holds two checkpoints' layers; every layer once, in the order given."""
+    from grokwatch.checkpoints import TensorRef
+    from grokwatch.dask_engine import layer_groups
+    from grokwatch.pool import CHUNK
+    from grokwatch.split import LayerTask
+
+    def task(ck: int, k: int, shape) -> LayerTask:
+        return LayerTask(ck, k, TensorRef(f"l{k}", f"l{k}", "f.safetensors", shape))
+
+    tasks = [task(0, 0, (4096, 4096)), *(task(0, k, (100, 100)) for k in range(1, 40))]
+    tasks += [task(1, k, (100, 100)) for k in range(30)]
+    groups = layer_groups(tasks, slots=2)
+    assert [t for g in groups for t in g] == list(range(len(tasks)))
+    assert groups[0] == [0] and len(groups[1]) == CHUNK
+    assert all(len({tasks[t].checkpoint for t in g}) == 1 for g in groups)
+    assert any(g[-1] == 39 for g in groups)  # the first checkpoint's last group ends at its own last layer
+    assert len(groups[-1]) == 1 and len(groups) < len(tasks)
+
+
+# ---------------------------------------------------------------- one cluster, same versions
+
+
+@pytest.mark.slow
+def test_report_of_several_runs_starts_one_local_cluster(tmp_path, monkeypatch):
+    """`report A B --scheduler local` starts one LocalCluster for both runs (not one each), reports what
+    -j1 reports, and starts none when everything is cached."""
+    made: list[int] = []
+    real = distributed.LocalCluster
+
+    def counted(*args, **kwargs):
+        made.append(kwargs["n_workers"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(distributed, "LocalCluster", counted)
+    a = write_run(tmp_path / "a", steps=(1, 2, 3))
+    b = write_run(tmp_path / "b", steps=(4, 5), seed=1)
+    args = ("report", f"A={a}", f"B={b}", "--no-chart")
+    local = invoke(*args, "-j", 1, "--no-cache")
+    on_dask = invoke(*args, "--scheduler", "local", "-j", 2)
+    assert on_dask.exit_code == local.exit_code == 0, on_dask.output
+    assert on_dask.stdout == local.stdout and made == [2]
+    again = invoke(*args, "--scheduler", "local", "-j", 2)
+    assert again.exit_code == 0 and again.stdout == local.stdout and made == [2]
+
+
+@pytest.mark.slow
+def test_workers_on_another_grokwatch_exit_5_and_another_numpy_warns(local_client, run_dir, monkeypatch):
+    """The client asks every worker its versions before any work: another grokwatch is one line and exit 5
+    (here this process is the newer one), another numpy one warning line and the scan goes on."""
+    import numpy
+
+    address = local_client.scheduler.address
+    workers = ", ".join(sorted(local_client.nthreads()))
+    with monkeypatch.context() as m:
+        m.setattr(grokwatch, "__version__", "9.9.9")
+        r = invoke("scan", run_dir, "--scheduler", address, "--no-cache")
+    assert r.exit_code == 5 and r.stdout == ""
+    assert r.stderr == (
+        f"grokwatch: error: Dask workers {workers} run grokwatch {grokwatch.__version__}, "
+        "this process grokwatch 9.9.9: install the same grokwatch on every worker\n"
+    )
+    with monkeypatch.context() as m:
+        m.setattr(numpy, "__version__", "0.0.1")
+        r = invoke("scan", run_dir, "--scheduler", address, "--no-cache", "-f", "csv")
+    assert r.exit_code == 0, r.output
+    assert r.stderr == (
+        f"grokwatch: warning: Dask workers {workers} run numpy {numpy.__version__}, this process numpy "
+        "0.0.1: eigenvalues, and so alpha, may differ from a local scan's in the last bits\n"
+    )
+    assert r.stdout == invoke("scan", run_dir, "-j", 1, "--no-cache", "-f", "csv").stdout
 
 
 # ---------------------------------------------------------------- dask scheduler + dask worker

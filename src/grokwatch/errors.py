@@ -29,7 +29,7 @@ class ExitCode(IntEnum):
     )
     BAD_INPUT = 3  # an unreadable, corrupt or unsafe checkpoint (the rest was still processed)
     NO_CHECKPOINTS = 4  # the folder is missing, empty, or holds no checkpoint
-    SCHEDULER = 5  # --scheduler: Dask not installed, the scheduler unreachable or lost (rerun resumes)
+    SCHEDULER = 5  # --scheduler: no Dask, the scheduler unreachable or lost, workers on another grokwatch
     INTERRUPTED = 130  # Ctrl-C (train saves a checkpoint first)
 
 
@@ -63,7 +63,8 @@ class ConfigMismatchError(GrokwatchError):
 
 
 class SchedulerError(GrokwatchError):
-    """The Dask cluster cannot be used: the extra is not installed, or its scheduler does not answer.
+    """The Dask cluster cannot be used: the extra is not installed, its scheduler does not answer,
+    or its workers run another grokwatch version.
 
     Its own exit code, because a script should retry it (what finished is cached), not fix its input.
     """

@@ -183,18 +183,20 @@ def scan_folder(
     progress: called once with the number of checkpoints to compute (of layers,
     when split); returns a callable ticked after each one (the CLI's progress bar).
     scheduler: run the work on Dask instead of local processes (`pip install 'grokwatch[dask]'`):
-    "local" (a LocalCluster of `workers` processes), "tcp://host:8786", or a `distributed.Client`;
-    the records are the same as without it. See `grokwatch.dask_engine`.
-    split: hand out layers rather than checkpoints; None decides (few or large
-    checkpoints, see `grokwatch.split.should_split`). Records are identical either way.
+    "local" (a LocalCluster of `workers` processes), "tcp://host:8786", a `distributed.Client`,
+    or one cluster for several scans (`grokwatch.dask_engine.shared_scheduler`); the records are
+    the same as without it. See `grokwatch.dask_engine`.
+    split: hand out layers rather than checkpoints, locally or on Dask; None decides (few or large
+    checkpoints for the processes, or the cluster's threads: `grokwatch.split.should_split`).
+    Records are identical either way.
     device: "auto" (cuda when present), "cpu" or "cuda": where eigenvalues are
     computed; cuda runs in this process (workers unused). Cached records are
     reused across devices (alpha agrees within 1e-9; see docs/scan.md).
     Raises DeviceError for "cuda" without CUDA, before any work.
     Raises NoCheckpointsError when the folder is missing or holds none; bad
     files are listed in `.errors` and the rest is still analysed.
-    With `scheduler`, raises SchedulerError when Dask is missing or the scheduler does not
-    answer (everything finished before is in the cache).
+    With `scheduler`, raises SchedulerError when Dask is missing, the scheduler does not
+    answer or its workers run another grokwatch (everything finished before is in the cache).
     """
     settings = settings or Settings()
     rules = rules or PhaseRules()
@@ -230,11 +232,10 @@ def scan_folder(
     nworkers = workers if workers is not None else default_workers()
     work = [checkpoints[i] for i in todo]
     start_s = worker_start_seconds(uses_torch=any(_needs_torch(ck) for ck in work))
-    if scheduler is not None:  # a Dask cluster: whole checkpoints per task (see grokwatch.dask_engine)
+    if scheduler is not None:  # Dask: checkpoints or layers per task, chosen as below (dask_engine)
         from grokwatch.dask_engine import analyze_on_cluster
 
-        tick = progress(len(todo)) if progress else None
-        done = analyze_on_cluster(scheduler, work, settings, workers, tick)
+        done = analyze_on_cluster(scheduler, work, settings, workers, progress, split, result.warnings)
     elif torch_device and work:  # eigensolves on the GPU, batched, in this process
         from grokwatch.analyze_device import analyze_on_device
 

@@ -7,7 +7,9 @@ from the header alone), workers read and eigensolve one tensor at a time, and
 the parent rebuilds each `CheckpointResult` in file order, so records are the
 same, bit for bit and in the same order, as `analyze_checkpoints` gives: both
 run `layer_matrix_values` and `fit_values` on the same tensor under the same
-one-thread BLAS cap.
+one-thread BLAS cap. Listing the layers and putting the results back together
+(`plan_layers`, `LayerPlan`) is shared with the Dask path's per-layer tasks
+(`grokwatch.dask_engine`), so a cluster rebuilds checkpoints exactly as the pool does.
 
     from grokwatch.split import analyze_split
     for j, res in analyze_split(checkpoints, Settings(), workers=2):
@@ -41,9 +43,12 @@ __all__ = [
     "LARGE_BYTES",
     "ON_DEMAND_FLOPS",
     "SPLIT_BELOW",
+    "LayerPlan",
+    "LayerTask",
     "analyze_refs",
     "analyze_split",
     "layer_flops",
+    "plan_layers",
     "should_split",
 ]
 
@@ -122,6 +127,95 @@ class _Pending:
     bad: dict[int, str] = field(default_factory=dict)  # layer index -> the file's error line
 
 
+@dataclass(frozen=True)
+class LayerTask:
+    """One layer to hand out: which checkpoint it belongs to and where its record goes."""
+
+    checkpoint: int  # index into the checkpoints given to `plan_layers`
+    layer: int  # index of its record in the checkpoint's result (file order)
+    ref: TensorRef
+
+
+@dataclass
+class LayerPlan:
+    """A per-layer scan's work and how its outcomes become `CheckpointResult`s.
+
+    The one implementation behind the local pool's `analyze_split` and Dask's per-layer tasks
+    (`grokwatch.dask_engine`), so both put records back in file order and fail a file the same way
+    as `analyze_checkpoints` does. Whoever runs the tasks feeds each outcome of `analyze_refs` to
+    `record`, which returns the checkpoint's result once its last layer is in.
+    """
+
+    tasks: list[LayerTask] = field(default_factory=list)  # checkpoint by checkpoint, largest first in each
+    ready: list[tuple[int, CheckpointResult]] = field(default_factory=list)  # nothing to compute
+    pending: dict[int, _Pending] = field(default_factory=dict)  # checkpoint -> its result so far
+
+    def flops(self) -> float:
+        """Rough float64 operations of every task (`layer_flops`): what sizes a pool or a task."""
+        return sum(layer_flops(t.ref.shape) for t in self.tasks)
+
+    def record(self, task: LayerTask, outcome: tuple[str, object]) -> tuple[int, CheckpointResult] | None:
+        """Put one ("ok", fields) or ("bad", line) outcome in place; (checkpoint, result) after its last.
+
+        As `analyze_checkpoints`: the first unreadable layer in file order fails the file, with its line.
+        An outcome for a checkpoint already failed (`fail`) is ignored.
+        """
+        p = self.pending.get(task.checkpoint)
+        if p is None:
+            return None
+        status, value = outcome
+        if status == "ok":
+            set_fields(p.result.records[task.layer], value)
+        else:
+            p.bad[task.layer] = value
+        p.left -= 1
+        if p.left:
+            return None
+        del self.pending[task.checkpoint]
+        res = p.result
+        if p.bad:
+            res = CheckpointResult(res.rel, res.step, [], error=p.bad[min(p.bad)])
+        return task.checkpoint, res
+
+    def fail(self, checkpoint: int, error: str) -> tuple[int, CheckpointResult] | None:
+        """Fail a checkpoint whose layer could not be analysed at all (a task that raised on a cluster):
+        its result is the one error line, and its other layers' outcomes are ignored. None if already done.
+        """
+        p = self.pending.pop(checkpoint, None)
+        if p is None:
+            return None
+        return checkpoint, CheckpointResult(p.result.rel, p.result.step, [], error=error)
+
+
+def plan_layers(cks: list[Checkpoint], settings: Settings) -> LayerPlan:
+    """List every checkpoint's analysed layers (safetensors: from the headers alone) as tasks.
+
+    Layers are queued checkpoint by checkpoint (so results, and the cache, fill in as the scan
+    goes), the most expensive first within each (the last handed out are the short ones, so no
+    core waits long at the end). A checkpoint whose layers cannot be listed is an error result
+    at once, one with no analysable layer a result with `why_nothing`'s note; both go to `ready`.
+    """
+    plan = LayerPlan()
+    for j, ck in enumerate(cks):
+        try:
+            all_refs, refs = analysed_refs(ck, settings)
+        except GrokwatchError as e:
+            plan.ready.append((j, CheckpointResult(ck.rel, ck.step, [], error=str(e))))
+            continue
+        records = [new_record(ck, r) for r in refs]
+        notes = list(ck.notes)
+        if not records:
+            notes.append(why_nothing(ck, all_refs, settings))
+        res = CheckpointResult(ck.rel, ck.step, records, notes=notes, step_unit=ck.step_unit)
+        if not refs:
+            plan.ready.append((j, res))
+            continue
+        plan.pending[j] = _Pending(res, len(refs))
+        order = sorted(range(len(refs)), key=lambda k, refs=refs: -layer_flops(refs[k].shape))
+        plan.tasks.extend(LayerTask(j, k, refs[k]) for k in order)
+    return plan
+
+
 def analyze_split(
     cks: list[Checkpoint],
     settings: Settings,
@@ -131,57 +225,25 @@ def analyze_split(
 ) -> Iterator[tuple[int, CheckpointResult]]:
     """Yield (index into cks, CheckpointResult) as each checkpoint's last layer finishes.
 
-    Layers are queued checkpoint by checkpoint (so results, and the cache, fill in
-    as the scan goes), the most expensive first within each (the last layers
-    handed out are the short ones, so no core waits long at the end).
-    `progress(n_layers)` returns a callable ticked once per layer.
+    The layers of `plan_layers` run on the local pool; `progress(n_layers)` returns a callable
+    ticked once per layer.
     """
-    tasks: list[tuple[int, int, TensorRef]] = []  # (checkpoint, layer index, ref)
-    pending: dict[int, _Pending] = {}
-    ready: list[tuple[int, CheckpointResult]] = []
-    for j, ck in enumerate(cks):
-        try:
-            all_refs, refs = analysed_refs(ck, settings)
-        except GrokwatchError as e:
-            ready.append((j, CheckpointResult(ck.rel, ck.step, [], error=str(e))))
-            continue
-        records = [new_record(ck, r) for r in refs]
-        notes = list(ck.notes)
-        if not records:
-            notes.append(why_nothing(ck, all_refs, settings))
-        res = CheckpointResult(ck.rel, ck.step, records, notes=notes, step_unit=ck.step_unit)
-        if not refs:
-            ready.append((j, res))
-            continue
-        pending[j] = _Pending(res, len(refs))
-        order = sorted(range(len(refs)), key=lambda k, refs=refs: -layer_flops(refs[k].shape))
-        tasks.extend((j, k, refs[k]) for k in order)
-    yield from ready
-    if not tasks:
+    plan = plan_layers(cks, settings)
+    yield from plan.ready
+    if not plan.tasks:
         return
-    tick = progress(len(tasks)) if progress else None
-    flops = sum(layer_flops(r.shape) for _, _, r in tasks)
-    refs = [r for _, _, r in tasks]
-    for t, (status, value) in run(
+    tick = progress(len(plan.tasks)) if progress else None
+    flops = plan.flops()
+    for t, outcome in run(
         analyze_refs,
-        refs,
+        [task.ref for task in plan.tasks],
         (settings,),
         workers,
         tick,
         start_s=start_s,
         min_work_s=flops / FAST_FLOPS,
-        on_demand=flops / len(tasks) >= ON_DEMAND_FLOPS,
+        on_demand=flops / len(plan.tasks) >= ON_DEMAND_FLOPS,
     ):
-        j, k, _ = tasks[t]
-        p = pending[j]
-        if status == "ok":
-            set_fields(p.result.records[k], value)
-        else:
-            p.bad[k] = value
-        p.left -= 1
-        if p.left == 0:
-            del pending[j]
-            res = p.result
-            if p.bad:  # as analyze_checkpoints: the first unreadable layer in file order fails the file
-                res = CheckpointResult(res.rel, res.step, [], error=p.bad[min(p.bad)])
-            yield j, res
+        done = plan.record(plan.tasks[t], outcome)
+        if done is not None:
+            yield done

@@ -128,7 +128,7 @@ def run_scan(
     cache: bool,
     cache_path: Path | None,
     rules,
-    scheduler: str | None = None,
+    scheduler: object = None,
     device=None,
 ):
     """scan_folder with a progress bar on an interactive stderr and one-line errors.
@@ -136,7 +136,8 @@ def run_scan(
     Exits 4 when there are no checkpoints, 2 for a device that is not there; bad
     files are printed, one line each, and returned in `.errors` so the command
     can exit 3 after printing results. A --scheduler that cannot be used is one
-    line and exit 5 (2 for a malformed address). `device` None: the library's default.
+    line and exit 5 (2 for a malformed address). `scheduler`: a --scheduler value, or one shared
+    by several runs (`cli.runs.scan_runs`). `device` None: the library's default.
     """
     from grokwatch.errors import GrokwatchError, NoCheckpointsError
     from grokwatch.scan import scan_folder

@@ -9,6 +9,7 @@ analysed and reported, and the command exits 4 at the end.
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import typer
@@ -33,8 +34,26 @@ def named_runs(args: list[Path]) -> list[tuple[str, Path]]:
 def scan_runs(
     specs: list[tuple[str, Path]], settings, workers, cache, cache_path, rules, scheduler=None, device=None
 ):
-    """[(name, ScanResult)] for the folders that hold checkpoints, and whether one did not."""
+    """[(name, ScanResult)] for the folders that hold checkpoints, and whether one did not.
 
+    A `--scheduler` serves every run: `--scheduler local` starts one LocalCluster (on the first
+    run with work for it), not one per run, and closes it before returning.
+    """
+    with _shared(scheduler, workers) as shared:
+        return _scan_each(specs, settings, workers, cache, cache_path, rules, shared, device)
+
+
+def _shared(scheduler, workers):
+    """`dask_engine.shared_scheduler`, imported only when a scheduler is asked for (a local scan
+    never imports the Dask engine)."""
+    if scheduler is None:
+        return nullcontext(None)
+    from grokwatch.dask_engine import shared_scheduler
+
+    return shared_scheduler(scheduler, workers)
+
+
+def _scan_each(specs, settings, workers, cache, cache_path, rules, scheduler, device):
     def scan(path):
         return run_scan(path, settings, workers, cache, cache_path, rules, scheduler=scheduler, device=device)
 

@@ -203,7 +203,8 @@ def report(
     Exit codes: 0 ok; 1 a checkpoint at or above --fail-on (unless --exit-zero);
     2 usage error; 3 some file unreadable or unsafe (the report covers the rest);
     4 no checkpoints found (in any of several folders: the others are reported);
-    5 --scheduler unusable (no Dask, scheduler unreachable or lost).
+    5 --scheduler unusable (no Dask, scheduler unreachable or lost, workers
+    on another grokwatch version).
     """
     from grokwatch.checkpoints.atomic import write_atomic
     from grokwatch.report.model import build_report

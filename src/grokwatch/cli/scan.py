@@ -93,7 +93,7 @@ def scan(
     2 usage error, 3 some file unreadable or unsafe (the rest is still
     printed), 4 no checkpoints found (2 also for --device cuda where no CUDA
     device is available), 5 --scheduler unusable (no Dask, scheduler
-    unreachable or lost).
+    unreachable or lost, workers on another grokwatch version).
 
     Several folders (NAME=PATH to name one) are scanned one after the other:
     a table per run, or json/csv records with a leading `run` field; a folder

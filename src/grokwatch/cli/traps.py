@@ -94,7 +94,7 @@ def traps(
     Prints one row per (checkpoint, layer), or records with --format json/csv.
     Exit codes: 0 ok, 2 usage error, 3 some file unreadable or unsafe (the rest
     is still printed), 4 no checkpoints found, 5 --scheduler unusable (no Dask,
-    scheduler unreachable or lost).
+    scheduler unreachable or lost, workers on another grokwatch version).
     """
     from grokwatch.report.layer_figure import write_layer_figures
     from grokwatch.report.text import TRAP_COLUMNS, to_csv, to_json, traps_markdown, traps_table

@@ -267,7 +267,7 @@ def _client(scheduler: Any, workers: int | None) -> Iterator[Any]:
             n_workers=workers or default_workers(),
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: never "Port 8787 is already in use" on stderr
             silence_logs=logging.ERROR,
         )
         try:

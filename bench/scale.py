@@ -357,7 +357,11 @@ def bench_size(d: int, blocks: int, embeddings: bool, a: argparse.Namespace, out
         if a.repeat > 1:
             print(f" round {rnd + 1} of {a.repeat}; load {_load_avg()}", flush=True)
         for name in names:
-            r = cli_row(folder, int(name[4:])) if name.startswith("cli") else child_row(name, folder, a.device)
+            r = (
+                cli_row(folder, int(name[4:]))
+                if name.startswith("cli")
+                else child_row(name, folder, a.device)
+            )
             if "skipped" in r:
                 rows[name] = r
                 print(f"  {name:<8} skipped: {r['skipped']}", flush=True)

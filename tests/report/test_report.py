@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from helpers import invoke, make_anti_run, make_clean_run, make_trap_run
+from helpers import invoke, llama_block, make_anti_run, make_clean_run, make_trap_run
 from typer.testing import CliRunner
 
 from grokwatch.cli import app
@@ -279,3 +279,38 @@ def test_markdown_to_stdout(tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("### grokwatch report") and "phase timeline" not in r.stdout
+
+
+def test_transformer_layers_carry_the_caveat(runs, tmp_path):
+    """A model with attention layers is told that the phase rules are unvalidated there (measured:
+    29 false alarms on a generalizing transformer); an MLP run is not."""
+    from grokwatch.checkpoints.layers import is_attention
+    from grokwatch.phases.labels import TRANSFORMER_CAVEAT
+    from grokwatch.report import build_report
+    from grokwatch.report.model import facts
+    from grokwatch.scan import scan_folder
+
+    rep = build_report(scan_folder(llama_block(tmp_path / "llama"), workers=1, cache=False))
+    assert sorted(rep.attention_layers) == [f"model.layers.0.self_attn.{p}_proj.weight" for p in "koqv"]
+    assert dict(facts(rep))["caveat"] == f"4 {TRANSFORMER_CAVEAT}"
+    r = invoke(tmp_path / "llama")
+    assert "29 of 80 checkpoints anti-grokking" in " ".join(r.output.split())
+    assert "caveat" not in dict(facts(build_report(scan_folder(runs["anti"], workers=1, cache=False))))
+    # names from the layouts grokwatch reads: ours, torch MHA, GPT-2, BERT, GPT-NeoX, ViT, --split-qkv parts
+    for name in (
+        "blocks.0.attn.qkv.weight",
+        "layers.0.self_attn.in_proj_weight",
+        "h.0.attn.c_proj.weight",
+        "encoder.layer.0.attention.self.key.weight",
+        "gpt_neox.layers.0.attention.query_key_value.weight",
+        "blocks.3.attn.proj.weight",
+        "h.0.attn.c_attn.weight[v]",
+    ):
+        assert is_attention(name), name
+    for name in (
+        "fc1.weight",
+        "h.0.mlp.c_fc.weight",
+        "model.layers.0.mlp.up_proj.weight",
+        "tok_embed.weight",
+    ):
+        assert not is_attention(name), name

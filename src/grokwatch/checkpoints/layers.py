@@ -28,7 +28,15 @@ from pathlib import Path
 
 from grokwatch.checkpoints.names import TensorRef
 
-__all__ = ["PARTS", "config_heads", "fused_qkv_layout", "is_embedding", "part_matrix", "split_qkv_refs"]
+__all__ = [
+    "PARTS",
+    "config_heads",
+    "fused_qkv_layout",
+    "is_attention",
+    "is_embedding",
+    "part_matrix",
+    "split_qkv_refs",
+]
 
 PARTS = ("q", "k", "v")
 _CONTIGUOUS = re.compile(r"(^|\.)(c_attn|qkv|Wqkv|qkv_proj)\.weight$|(^|\.)in_proj_weight$")
@@ -38,6 +46,25 @@ _PER_HEAD = re.compile(r"(^|\.)query_key_value\.weight$")
 # (embed_tokens, lm_head), BERT (word_/position_/token_type_embeddings), GPT-NeoX (embed_in,
 # embed_out), OPT (embed_positions), T5 (shared), Meta Llama (tok_embeddings).
 _EMBED_MODULE = re.compile(r"(?i)(^|\.)([^.]*embed[^.]*|wte|wpe|lm_head|shared)\.weight$")
+
+
+# A path component naming an attention module or projection: ours (attn.qkv, attn.out), torch
+# MultiheadAttention (in_proj_weight, out_proj), GPT-2 (attn.c_attn, attn.c_proj), Llama/Mistral
+# (self_attn.q_proj ... o_proj), BERT (attention.self.query/key/value), GPT-NeoX (attention.
+# query_key_value, attention.dense), timm ViT (attn.qkv, attn.proj), --split-qkv parts ([q], [k], [v]).
+_ATTENTION = re.compile(
+    r"(?i)(^|[._])(attn|attention|self_attn|c_attn|in_proj_weight|query_key_value|[qkvo]_proj|wqkv|"
+    r"query|key|value)([._\[]|$)|\[[qkv]\]$"
+)
+
+
+def is_attention(name: str) -> bool:
+    """True for a layer of an attention block, judged by its name (the model is then a transformer).
+
+    is_attention("blocks.0.attn.qkv.weight") and is_attention("model.layers.0.self_attn.q_proj.weight")  # True
+    is_attention("fc1.weight") or is_attention("h.0.mlp.c_fc.weight")                                     # False
+    """
+    return bool(_ATTENTION.search(name))
 
 
 def is_embedding(name: str) -> bool:

@@ -30,8 +30,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grokwatch.checkpoints.layers import is_attention
 from grokwatch.phases import ANTI, GROK, PRE, UNKNOWN, accuracy_phases, trusted
 from grokwatch.phases.accuracy import first_drop_index, peak_index
+from grokwatch.phases.labels import TRANSFORMER_CAVEAT
 from grokwatch.phases.score import score_run
 from grokwatch.records import LayerRecord
 from grokwatch.settings import PhaseRules, Rule
@@ -133,10 +135,14 @@ class Report:
     drop: CheckpointView | None
     agreement: Agreement | None
     traps_computed: bool
-    over_correlated: CheckpointView | None = (
-        None  # first checkpoint with a trusted alpha < alpha_low or a trap
-    )
-    n_over_correlated: int = 0  # how many checkpoints are
+    # the first checkpoint with a trusted alpha < alpha_low or a trap, and how many checkpoints have one
+    over_correlated: CheckpointView | None = None
+    n_over_correlated: int = 0
+
+    @property
+    def attention_layers(self) -> list[str]:
+        """The analysed layers of attention blocks: a transformer, where the phase rules are unvalidated."""
+        return [name for name in self.layers if is_attention(name)]
 
     @property
     def warning_is_first_anti(self) -> bool:
@@ -335,6 +341,8 @@ def facts(rep: Report) -> list[tuple[str, str]]:
     ]
     if rep.errors:
         out.append(("unreadable", f"{len(rep.errors)} file(s) skipped"))
+    if rep.attention_layers:
+        out.append(("caveat", f"{len(rep.attention_layers)} {TRANSFORMER_CAVEAT}"))
     if not getattr(rep.settings, "traps", True):
         out.append(("traps", "not computed (--no-traps)"))
     w = rep.warning
@@ -342,7 +350,8 @@ def facts(rep: Report) -> list[tuple[str, str]]:
     if w is not None:
         lead = lead_text(rep, w)
         why = f"first anti-grokking label: {w.reason}" if rep.warning_is_first_anti else w.warning
-        out.append(("early warning", f"{w.label} ({w.rel}): {why}" + (f"; {lead}" if lead else "")))
+        where = w.label if w.label == w.rel else f"{w.label} ({w.rel})"
+        out.append(("early warning", f"{where}: {why}" + (f"; {lead}" if lead else "")))
     elif rep.warning_is_first_anti:
         out.append(("early warning", "none (no checkpoint labelled anti-grokking)"))
     else:

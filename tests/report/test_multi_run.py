@@ -110,6 +110,9 @@ def test_two_run_html_holds_both_series_and_summary_rows(two, tmp_path):
         first = table[1][2 : 2 + len(rep.layers)]
         by = {r.layer: r for r in rep.checkpoints[0].records}
         assert [c.rstrip("?") for c in first] == [f"{by[n].alpha:.2f}" for n in rep.layers]
+    # the run with accuracy has the measures section (its ρ table), the run without has none
+    sections = [text[text.index(f'<section id="run-{k}">') :].split("</section>")[0] for k in range(2)]
+    assert "α and competing measures" in sections[0] and "α and competing measures" not in sections[1]
     # ids unique across the whole page (several runs' inline SVGs)
     dup = {i for i in page.ids if page.ids.count(i) > 1}
     assert not dup, sorted(dup)[:5]

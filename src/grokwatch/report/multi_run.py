@@ -432,6 +432,12 @@ def _run_section(k: int, run: Run, esd_steps) -> str:
         out.append(f"<details><summary>How sure α is ({len(run.jumps)} fit jumps)</summary>")
         out.append(fits_html(rep, jump_flags(rep), run.boot))
         out.append("</details>")
+    if rep.has_accuracy:  # the single-run report's measures section, ids made unique to this run
+        from grokwatch.report.measures import measures_html
+
+        out.append("<details><summary>α and competing measures</summary>")
+        out.append(rp.uniquify_ids(measures_html(rep), f"r{k}m-"))
+        out.append("</details>")
     out.append("<details><summary>Per checkpoint</summary>")
     out.append(H._checkpoint_table(rep))
     out.append("</details>")

@@ -202,6 +202,12 @@ def cand_alpha_falling(ck: dict, hist: list[dict], rules: PhaseRules) -> list:
     return keep
 
 
+def cand_alpha_with_rebound(ck: dict, hist: list[dict], rules: PhaseRules) -> list:
+    """(h) alpha/traps only once some layer's norm has climbed back >= half of anti_rebound from its low."""
+    half = max((f["rebound"] or 0.0) for f in ck["layers"].values()) >= rules.anti_rebound / 2
+    return [(br, n) for br, n in triggers(ck) if br == "rebound" or half]
+
+
 CANDIDATES: dict[str, Callable] = {
     "shipped": cand_shipped,
     "a-new-overcorr": cand_new_overcorr,
@@ -213,6 +219,7 @@ CANDIDATES: dict[str, Callable] = {
     "ab-new-no-attn": cand_new_no_attn,
     "f-alpha<2": cand_alpha_below(2.0),
     "g-alpha-falling": cand_alpha_falling,
+    "h-alpha+rebound/2": cand_alpha_with_rebound,
 }
 
 
@@ -280,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
             f"  first anti {fmt(s.first_anti_step, ',')}; false alarms {s.false_alarms}; "
             f"agree {s.agree}/{s.n}; balanced {s.balanced:.1%}; drop at {fmt(s.drop_step, ',')}"
         )
+        if s.false_alarms and gen_step is not None:
+            fa = [c["step"] for c in ck if c["phase"] == ANTI]  # anti labels, by stage
+            early = sum(st < gen_step for st in fa)
+            print(f"  anti labels before test >= 0.95: {early}; from then on: {len(fa) - early}")
         # which branch, which layer
         anti = [c for c in ck if c["phase"] == ANTI]
         by = Counter()

@@ -208,6 +208,21 @@ def cand_alpha_with_rebound(ck: dict, hist: list[dict], rules: PhaseRules) -> li
     return [(br, n) for br, n in triggers(ck) if br == "rebound" or half]
 
 
+def total_log_norm(ck: dict) -> float | None:
+    """log10 of the whole model's squared Frobenius norm (every measured layer)."""
+    vals = [10 ** f["log_norm"] for f in ck["layers"].values() if f["log_norm"] is not None]
+    return math.log10(sum(vals)) if vals else None
+
+
+def cand_model_growing(ck: dict, hist: list[dict], rules: PhaseRules) -> list:
+    """(i) alpha/traps only while the whole model's squared norm grew over the window (Omnigrok's
+    memorization direction), not one layer's: with weight decay the model as a whole keeps shedding norm."""
+    past = hist[-1 - rules.window] if len(hist) > rules.window else hist[0]
+    now, then = total_log_norm(ck), total_log_norm(past)
+    growing = now is not None and then is not None and now - then >= rules.anti_growth
+    return [(br, n) for br, n in triggers(ck) if br == "rebound" or growing]
+
+
 CANDIDATES: dict[str, Callable] = {
     "shipped": cand_shipped,
     "a-new-overcorr": cand_new_overcorr,
@@ -220,6 +235,7 @@ CANDIDATES: dict[str, Callable] = {
     "f-alpha<2": cand_alpha_below(2.0),
     "g-alpha-falling": cand_alpha_falling,
     "h-alpha+rebound/2": cand_alpha_with_rebound,
+    "i-model-norm-grows": cand_model_growing,
 }
 
 

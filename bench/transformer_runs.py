@@ -1,0 +1,117 @@
+"""Build a small corpus of transformer runs to measure the phase labeller on (bench/phase_runs.py's MLPs are not enough).
+
+Every run is made by `grokwatch train` itself, in a git-ignored folder, resumable: rerun the
+script and each run continues from its last saved state. Runs are queued in the order listed
+(longest first) onto `--jobs` processes (one core each; `grokwatch train` uses one thread by
+default).
+
+    python bench/transformer_runs.py                       # all runs into runs/tf-corpus/, 2 at a time
+    python bench/transformer_runs.py --only power-wd1-s0   # one run
+    python bench/transformer_runs.py --list                # the runs and their commands
+    python bench/phase_agreement.py runs/tf-corpus/*/      # then score them
+
+Cost on a shared 2-core machine (measured with two runs at a time): Power et al.'s 2-layer
+d=128 transformer ~70 ms/step alone (`--dry-run` estimates 72), so a 6,000-step run with 70
+checkpoints takes ~10-14 minutes; the 1-layer Nanda-style run with batch 512 ~30 ms/step.
+The whole corpus: roughly 30 minutes at two runs at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+# name -> grokwatch train options. Why these runs: Power et al.'s recipe with weight decay 1
+# (two seeds) reaches test accuracy 1.0 at ~2,000 steps and keeps it, so every anti-grokking
+# label there is a false alarm; without weight decay it memorizes (test accuracy stays low for
+# the whole budget), so the rule must say pre-grokking, not anti; the 1-layer, no-LayerNorm
+# Nanda-style model (batch 512 instead of full batch, ~7x cheaper on CPU) is a second
+# architecture whose attention and MLP matrices are not normalised by a LayerNorm; the d=64,
+# d_mlp 256 Power model (seed 2, ~2.5x cheaper per step) checks that what the rule reads on
+# the d=128 runs is not tied to one size.
+RUNS: dict[str, list[str]] = {
+    "power-wd1-s0": ["--preset", "power2022", "--steps", "6000", "--checkpoints", "70", "--seed", "0"],
+    "power-wd1-s1": ["--preset", "power2022", "--steps", "6000", "--checkpoints", "70", "--seed", "1"],
+    "power-wd0-s0": [
+        "--preset",
+        "power2022",
+        "--wd",
+        "0",
+        "--steps",
+        "6000",
+        "--checkpoints",
+        "70",
+        "--seed",
+        "0",
+    ],
+    "power-w64-wd1-s2": [
+        "--preset",
+        "power2022",
+        "--width",
+        "64",
+        "--d-mlp",
+        "256",
+        "--steps",
+        "6000",
+        "--checkpoints",
+        "70",
+        "--seed",
+        "2",
+    ],
+    "nanda-b512-s0": [
+        "--preset",
+        "nanda2023",
+        "--batch-size",
+        "512",
+        "--steps",
+        "8000",
+        "--checkpoints",
+        "70",
+        "--seed",
+        "0",
+    ],
+}
+
+
+def command(name: str, root: Path) -> list[str]:
+    return [sys.executable, "-m", "grokwatch", "train", *RUNS[name], "--out", str(root / name)]
+
+
+def run_one(name: str, root: Path) -> tuple[str, int, float]:
+    root.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(root / f"{name}.log", "a") as log:
+        rc = subprocess.call(command(name, root), stdout=log, stderr=subprocess.STDOUT)
+    return name, rc, time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("runs/tf-corpus"), help="corpus folder (git-ignored)")
+    ap.add_argument("--jobs", type=int, default=2, help="runs trained at once (one core each)")
+    ap.add_argument("--only", nargs="*", default=None, help="run names to build (default: all)")
+    ap.add_argument("--list", action="store_true", help="print the runs and their commands, train nothing")
+    args = ap.parse_args(argv)
+    names = args.only or list(RUNS)
+    unknown = [n for n in names if n not in RUNS]
+    if unknown:
+        ap.error(f"unknown run(s) {', '.join(unknown)}; known: {', '.join(RUNS)}")
+    if args.list:
+        for n in names:
+            print(f"{n:18s} {shlex.join(command(n, args.out))}")
+        return 0
+    failed = 0
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as ex:
+        for name, rc, wall in ex.map(lambda n: run_one(n, args.out), names):
+            print(f"{name:18s} rc={rc} {wall / 60:6.1f} min  log: {args.out / (name + '.log')}", flush=True)
+            failed += rc != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

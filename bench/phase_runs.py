@@ -50,39 +50,46 @@ RUNS: dict[str, list[str]] = {
 }
 
 
-def command(name: str, root: Path) -> list[str]:
-    return [sys.executable, "-m", "grokwatch", "train", *RUNS[name], "--out", str(root / name)]
+def command(runs: dict[str, list[str]], name: str, root: Path) -> list[str]:
+    return [sys.executable, "-m", "grokwatch", "train", *runs[name], "--out", str(root / name)]
 
 
-def run_one(name: str, root: Path) -> tuple[str, int, float]:
+def run_one(runs: dict[str, list[str]], name: str, root: Path) -> tuple[str, int, float]:
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with open(root / f"{name}.log", "a") as log:
-        rc = subprocess.call(command(name, root), stdout=log, stderr=subprocess.STDOUT)
+        rc = subprocess.call(command(runs, name, root), stdout=log, stderr=subprocess.STDOUT)
     return name, rc, time.perf_counter() - t0
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("runs/corpus"), help="corpus folder (git-ignored)")
+def build_corpus(runs: dict[str, list[str]], default_out: Path, doc: str, argv: list[str] | None) -> int:
+    """The command line of a corpus script: train `runs` (name -> options) `--jobs` at a time.
+
+    Shared with bench/transformer_runs.py, which only brings its own RUNS."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=default_out, help="corpus folder (git-ignored)")
     ap.add_argument("--jobs", type=int, default=2, help="runs trained at once (one core each)")
     ap.add_argument("--only", nargs="*", default=None, help="run names to build (default: all)")
     ap.add_argument("--list", action="store_true", help="print the runs and their commands, train nothing")
     args = ap.parse_args(argv)
-    names = args.only or list(RUNS)
-    unknown = [n for n in names if n not in RUNS]
+    names = args.only or list(runs)
+    unknown = [n for n in names if n not in runs]
     if unknown:
-        ap.error(f"unknown run(s) {', '.join(unknown)}; known: {', '.join(RUNS)}")
+        ap.error(f"unknown run(s) {', '.join(unknown)}; known: {', '.join(runs)}")
     if args.list:
         for n in names:
-            print(f"{n:18s} {shlex.join(command(n, args.out))}")
+            print(f"{n:18s} {shlex.join(command(runs, n, args.out))}")
         return 0
     failed = 0
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as ex:
-        for name, rc, wall in ex.map(lambda n: run_one(n, args.out), names):
+        for name, rc, wall in ex.map(lambda n: run_one(runs, n, args.out), names):
             print(f"{name:18s} rc={rc} {wall / 60:6.1f} min  log: {args.out / (name + '.log')}", flush=True)
             failed += rc != 0
     return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return build_corpus(RUNS, Path("runs/corpus"), __doc__, argv)
 
 
 if __name__ == "__main__":

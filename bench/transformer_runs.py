@@ -18,13 +18,9 @@ The whole corpus: roughly 30 minutes at two runs at a time.
 
 from __future__ import annotations
 
-import argparse
-import shlex
-import subprocess
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from phase_runs import build_corpus  # bench/ is sys.path[0] when this script runs
 
 # name -> grokwatch train options. Why these runs: Power et al.'s recipe with weight decay 1
 # (two seeds) reaches test accuracy 1.0 at ~2,000 steps and keeps it, so every anti-grokking
@@ -78,39 +74,8 @@ RUNS: dict[str, list[str]] = {
 }
 
 
-def command(name: str, root: Path) -> list[str]:
-    return [sys.executable, "-m", "grokwatch", "train", *RUNS[name], "--out", str(root / name)]
-
-
-def run_one(name: str, root: Path) -> tuple[str, int, float]:
-    root.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with open(root / f"{name}.log", "a") as log:
-        rc = subprocess.call(command(name, root), stdout=log, stderr=subprocess.STDOUT)
-    return name, rc, time.perf_counter() - t0
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("runs/tf-corpus"), help="corpus folder (git-ignored)")
-    ap.add_argument("--jobs", type=int, default=2, help="runs trained at once (one core each)")
-    ap.add_argument("--only", nargs="*", default=None, help="run names to build (default: all)")
-    ap.add_argument("--list", action="store_true", help="print the runs and their commands, train nothing")
-    args = ap.parse_args(argv)
-    names = args.only or list(RUNS)
-    unknown = [n for n in names if n not in RUNS]
-    if unknown:
-        ap.error(f"unknown run(s) {', '.join(unknown)}; known: {', '.join(RUNS)}")
-    if args.list:
-        for n in names:
-            print(f"{n:18s} {shlex.join(command(n, args.out))}")
-        return 0
-    failed = 0
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as ex:
-        for name, rc, wall in ex.map(lambda n: run_one(n, args.out), names):
-            print(f"{name:18s} rc={rc} {wall / 60:6.1f} min  log: {args.out / (name + '.log')}", flush=True)
-            failed += rc != 0
-    return 1 if failed else 0
+    return build_corpus(RUNS, Path("runs/tf-corpus"), __doc__, argv)
 
 
 if __name__ == "__main__":

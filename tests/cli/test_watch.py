@@ -118,3 +118,33 @@ def test_train_watch_prints_each_checkpoint(tmp_path):
     written = sorted(p.name for p in out.glob("step_*.safetensors"))
     lines = [x for x in r.stdout.splitlines() if x.startswith("step ")]
     assert sorted(x.split()[2] for x in lines) == written  # every checkpoint once, the last one included
+
+
+def test_transformer_caveat_once_on_stderr_and_in_the_live_view(tmp_path):
+    """Attention layers: the phase rules are unvalidated there (measured false alarms), and watch's
+    alerts act on them, so watch says so once; an MLP run gets no caveat."""
+    from helpers import llama_block
+
+    from grokwatch.monitor.live import CheckpointState
+    from grokwatch.monitor.view import LiveView, caveat
+    from grokwatch.phases.labels import TRANSFORMER_CAVEAT
+    from grokwatch.records import LayerRecord
+
+    r = watch(llama_block(tmp_path / "llama"), "--idle-exit", "0.3")
+    assert r.exit_code == 0, r.output
+    assert r.stderr.count("caveat:") == 1 and f"4 {TRANSFORMER_CAVEAT}" in r.stderr
+    assert "caveat" not in watch(make_clean_run(tmp_path / "mlp"), "--until", "2").stderr
+
+    def state(layer: str) -> CheckpointState:
+        rec = LayerRecord(checkpoint="c", step=1, layer=layer, shape=[10, 10])
+        return CheckpointState(rel="c", path=tmp_path / "c", step=1, records=[rec], cached=False)
+
+    assert caveat([state("blocks.0.attn.qkv.weight")]) == f"1 {TRANSFORMER_CAVEAT}"
+    assert caveat([state("fc1.weight")]) is None
+    from rich.console import Console
+
+    console = Console(width=80, record=True)
+    view = LiveView(tmp_path)
+    view.run = type("Run", (), {"ordered": [state("blocks.0.attn.qkv.weight")]})()
+    console.print(view)
+    assert "caveat: 1 attention layers" in " ".join(console.export_text().split())

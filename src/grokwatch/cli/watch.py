@@ -59,10 +59,14 @@ class LineSink:
     def __init__(self, out=None, jsonl: bool = False):
         self.out = out or sys.stdout
         self.jsonl = jsonl
+        self.cautioned = False  # the transformer caveat is said once, on stderr
 
     def checkpoint(self, st) -> None:
-        from grokwatch.monitor.view import jsonl_lines, plain_line
+        from grokwatch.monitor.view import caveat, jsonl_lines, plain_line
 
+        if not self.cautioned and (line := caveat([st])):
+            self.cautioned = True
+            print(f"grokwatch: caveat: {line}", file=sys.stderr, flush=True)
         lines = jsonl_lines(st) if self.jsonl else [plain_line(st)]
         self.out.write("".join(line + "\n" for line in lines))
         self.out.flush()

@@ -17,7 +17,7 @@ from pathlib import Path
 from grokwatch.monitor.live import CheckpointState, LiveRun
 from grokwatch.report.model import step_range
 
-__all__ = ["LiveView", "jsonl_lines", "plain_line", "timeline"]
+__all__ = ["LiveView", "caveat", "jsonl_lines", "plain_line", "timeline"]
 
 LATEST = 6  # checkpoints shown in the alpha table
 MAX_LAYERS = 8  # alpha columns on the terminal
@@ -33,6 +33,19 @@ def plain_line(st: CheckpointState) -> str:
     traps = f"traps {st.n_traps}" if any(r.n_traps is not None for r in st.records) else "traps -"
     cached = " (cached)" if st.cached else ""
     return f"{st.label}  {st.rel}  {st.phase}  {traps}  {alphas}  | {st.reason}{cached}"
+
+
+def caveat(states: list[CheckpointState]) -> str | None:
+    """What `report` says of a model with attention layers (its phase labels are unvalidated), or None.
+
+    Why `watch` says it too: its alerts (--exit-on, --on-alert) act on those labels, and on a
+    generalizing transformer the trend rule raised 29 false alarms in 80 checkpoints."""
+    from grokwatch.checkpoints.layers import is_attention
+    from grokwatch.phases.labels import TRANSFORMER_CAVEAT
+
+    layers = {r.layer for s in states for r in s.records}
+    n = sum(1 for name in layers if is_attention(name))
+    return f"{n} {TRANSFORMER_CAVEAT}" if n else None
 
 
 def jsonl_lines(st: CheckpointState) -> list[str]:
@@ -104,7 +117,7 @@ class LiveView:
         parts: list = [head]
         latest = states[-1] if states else None
         if latest is not None:
-            st = PHASE_STYLE.get(latest.phase or "", "")
+            st = PHASE_STYLE.get(latest.phase or "", "default")
             parts.append(
                 Text.from_markup(
                     f"now: [{st}]{escape(latest.phase or '?')}[/] at {escape(latest.label)} "
@@ -118,7 +131,7 @@ class LiveView:
             tl.add_column("evidence (first checkpoint of the range)")
             ranges = timeline(states)
             for rg in ranges[-10:]:
-                style = PHASE_STYLE.get(rg.phase, "")
+                style = PHASE_STYLE.get(rg.phase, "default")
                 tl.add_row(
                     step_range(rg.first, rg.last), f"[{style}]{rg.phase}[/]", str(rg.count), escape(rg.reason)
                 )
@@ -144,7 +157,7 @@ class LiveView:
                 for name in layers[:MAX_LAYERS]:
                     r = by.get(name)
                     cells.append("" if r is None else _alpha(r.alpha) + ("*" if r.weak_fit else ""))
-                style = PHASE_STYLE.get(s.phase or "", "")
+                style = PHASE_STYLE.get(s.phase or "", "default")  # "[]x[/]" would be bad markup
                 label = s.label + (" (deleted)" if s.deleted else "")
                 at.add_row(escape(label), *cells, str(s.n_traps), f"[{style}]{s.phase}[/]")
             if len(layers) > MAX_LAYERS:
@@ -152,6 +165,8 @@ class LiveView:
             else:
                 at.caption = "* = weak fit (n_tail < 10)"
             parts.append(at)
+        if (line := caveat(states)) is not None:
+            parts.append(Text(f"caveat: {line}", style="yellow"))
         for e in self.errors[-5:]:
             parts.append(Text(f"error: {e}", style="red"))
         return Group(*parts)

@@ -16,7 +16,13 @@ import numpy as np
 
 from grokwatch.checkpoints import Checkpoint, TensorReader, TensorRef, tensor_refs
 from grokwatch.checkpoints.base_model import attach_base, load_base
-from grokwatch.checkpoints.layers import config_heads, is_embedding, split_qkv_refs
+from grokwatch.checkpoints.layers import (
+    AttentionHeads,
+    config_attention,
+    is_embedding,
+    needs_heads,
+    split_qkv_refs,
+)
 from grokwatch.errors import GrokwatchError
 from grokwatch.measures import weight_measures
 from grokwatch.records import LayerRecord
@@ -86,11 +92,14 @@ def analysed_refs(ck: Checkpoint, settings: Settings) -> tuple[list[TensorRef], 
 
 
 def select(
-    refs: list[TensorRef], settings: Settings, heads: int | None = None, notes: list[str] | None = None
+    refs: list[TensorRef],
+    settings: Settings,
+    heads: int | AttentionHeads | None = None,
+    notes: list[str] | None = None,
 ) -> list[TensorRef]:
     """The refs a scan analyses: large enough, matching --layers/--exclude, embeddings and fused
     QKV handled as `settings` says (see checkpoints/layers.py; `heads` splits GPT-NeoX's
-    per-head layout, `notes` receives why a fused matrix was kept whole)."""
+    per-head layout and grouped-query attention, `notes` receives why a fused matrix was kept whole)."""
     if not settings.embeddings:
         refs = [r for r in refs if not is_embedding(r.layer)]
     if settings.split_qkv:
@@ -212,12 +221,13 @@ def layer_spectra(ck: Checkpoint, layers: list[str], settings: Settings):
             )
 
 
-def _heads(ck: Checkpoint, refs: list[TensorRef]) -> int | None:
-    """The head count for GPT-NeoX-style fused QKV, read only when such a tensor is there."""
-    if not any(r.key.endswith("query_key_value.weight") for r in refs):
+def _heads(ck: Checkpoint, refs: list[TensorRef]) -> AttentionHeads | None:
+    """config.json's head counts, read only when a fused QKV tensor needs them (GPT-NeoX's per-head
+    layout, grouped-query attention)."""
+    if not needs_heads(refs):
         return None
     f = ck.files[0]
-    return config_heads(f if f.is_dir() else f.parent)
+    return config_attention(f if f.is_dir() else f.parent)
 
 
 def _float_meta(meta: dict, key: str) -> float | None:
@@ -302,6 +312,9 @@ def _extra(ck: Checkpoint, r: TensorRef) -> dict:
         extra["source_key"] = r.source  # the wrapper key of the state dict in a torch file
     if r.part:  # one block of a fused QKV matrix (--split-qkv)
         extra["qkv_part"] = {"key": r.key, "part": r.part, "per_head": r.part_heads or None}
+        if r.part_sizes:  # grouped-query attention: the (q, k, v) lengths, per kv group if grouped
+            extra["qkv_part"]["sizes"] = list(r.part_sizes)
+            extra["qkv_part"]["kv_groups"] = r.part_groups or None
     if ck.step_unit != "step":
         extra["step_unit"] = ck.step_unit
     return extra

@@ -97,8 +97,9 @@ class Settings:
     # Embedding and unembedding tables (checkpoints/layers.py: is_embedding): included, as
     # WeightWatcher analyses nn.Embedding layers and the output nn.Linear.
     embeddings: bool = True
-    # Fused QKV projections (c_attn, in_proj_weight, qkv, query_key_value) as three d x d
-    # matrices `name[q]`, `name[k]`, `name[v]`; off = one matrix as stored, as WeightWatcher does.
+    # Fused QKV projections (c_attn, in_proj_weight, qkv, query_key_value) as three matrices
+    # `name[q]`, `name[k]`, `name[v]` (d x d, smaller K and V with grouped-query attention, split
+    # with config.json's head counts); off = one matrix as stored, as WeightWatcher does.
     split_qkv: bool = False
     # -sum |w| log|w| per layer (grokwatch.measures), the notebook's rival of alpha; off by default
     # because it costs a log per weight (the Frobenius norm comes free with the eigenvalues)

@@ -137,6 +137,191 @@ def test_grouped_query_fused_matrix_is_kept_whole_with_a_note():
     assert split_qkv_refs(refs, None, notes) == refs and "not 3:1" in notes[0]
 
 
+# Grouped-query / multi-query fused QKV: 8 query heads of 8 over a 64-wide model, 2 key/value heads.
+GQ_D, GQ_HEADS, GQ_KV = 64, 8, 2
+
+
+def _rows(states: torch.Tensor) -> np.ndarray:
+    """(t, heads, d_head) states of t = GQ_D identity tokens -> the (heads * d_head, GQ_D) weight rows."""
+    return states.reshape(GQ_D, -1).T.numpy()
+
+
+def _phi3(tmp_path, monkeypatch):
+    from transformers import Phi3Config, Phi3ForCausalLM
+    from transformers.models.phi3 import modeling_phi3
+
+    torch.manual_seed(5)
+    cfg = Phi3Config(
+        hidden_size=GQ_D,
+        num_attention_heads=GQ_HEADS,
+        num_key_value_heads=GQ_KV,
+        num_hidden_layers=1,
+        intermediate_size=64,
+        vocab_size=40,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    cfg._attn_implementation = "eager"
+    model = Phi3ForCausalLM(cfg).eval()
+    attn = model.model.layers[0].self_attn
+    seen = _capture(monkeypatch, modeling_phi3)  # key/value before repeat_kv: GQ_KV heads
+    hd = GQ_D // GQ_HEADS
+    cos, sin = torch.ones(1, GQ_D, hd), torch.zeros(1, GQ_D, hd)  # rotary off: q and k as projected
+    with torch.no_grad():
+        attn(torch.eye(GQ_D)[None], position_embeddings=(cos, sin), attention_mask=None)
+    truth = {p: _rows(seen[p][0].transpose(0, 1)) for p in "qkv"}
+    model.save_pretrained(tmp_path / "phi3")
+    return attn.qkv_proj.weight.detach().numpy(), truth
+
+
+def test_phi3_grouped_query_qkv_proj_split_is_the_models_q_k_v(tmp_path, monkeypatch):
+    W, truth = _phi3(tmp_path, monkeypatch)
+    hd = GQ_D // GQ_HEADS
+    assert W.shape == ((GQ_HEADS + 2 * GQ_KV) * hd, GQ_D)  # not 3:1
+    assert truth["q"].shape == (GQ_D, GQ_D) and truth["k"].shape == (GQ_KV * hd, GQ_D)
+    parts, notes = _parts(tmp_path / "phi3")
+    name = "model.layers.0.self_attn.qkv_proj.weight"
+    assert not notes and name not in parts
+    for p in "qkv":
+        np.testing.assert_array_equal(parts[f"{name}[{p}]"], truth[p])
+    np.testing.assert_array_equal(W[GQ_D : GQ_D + GQ_KV * hd], truth["k"])  # the truth is the real rows
+    assert not np.array_equal(W[GQ_D - 1 : GQ_D - 1 + GQ_KV * hd], truth["k"])  # one row off is not
+    # the scan's records: the parts' spectra, names and where they came from
+    got = grokwatch.scan_folder(tmp_path / "phi3", Settings(split_qkv=True), workers=1, cache=False)
+    by_name = {r.layer: r for r in got.records}
+    k = by_name[f"{name}[k]"]
+    assert k.shape == [GQ_KV * hd, GQ_D]
+    assert k.extra["qkv_part"] == {
+        "key": name,
+        "part": "k",
+        "per_head": None,
+        "sizes": [64, 16, 16],
+        "kv_groups": None,
+    }
+    ref = grokwatch.analyze_matrix(truth["k"], layer=f"{name}[k]")
+    assert k.alpha == pytest.approx(ref.alpha)
+    assert name not in by_name
+
+
+def test_phi3_wrong_or_missing_config_keeps_qkv_proj_whole_with_a_note(tmp_path, monkeypatch):
+    import json
+
+    W, _ = _phi3(tmp_path, monkeypatch)
+    name = "model.layers.0.self_attn.qkv_proj.weight"
+    path = tmp_path / "phi3" / "config.json"
+    cfg = json.loads(path.read_text())
+    path.write_text(json.dumps({**cfg, "num_key_value_heads": 4}))  # inconsistent with the tensor
+    parts, notes = _parts(tmp_path / "phi3")
+    assert parts[name].shape == W.shape and not any(k.startswith(name + "[") for k in parts)
+    assert len(notes) == 1 and "do not match config.json" in notes[0] and name in notes[0]
+    path.unlink()
+    parts, notes = _parts(tmp_path / "phi3")
+    assert parts[name].shape == W.shape and len(notes) == 1 and "no config.json" in notes[0]
+
+
+def _falcon(tmp_path, name, **kw):
+    from transformers import FalconConfig, FalconForCausalLM
+
+    torch.manual_seed(6)
+    cfg = FalconConfig(hidden_size=GQ_D, num_hidden_layers=1, vocab_size=40, **kw)
+    model = FalconForCausalLM(cfg).eval()
+    attn = model.transformer.h[0].self_attention
+    with torch.no_grad():  # the model's own split of its fused output, for identity input (no bias)
+        q, k, v = attn._split_heads(attn.query_key_value(torch.eye(GQ_D)[None]))
+    model.save_pretrained(tmp_path / name)
+    return attn.query_key_value.weight.detach().numpy(), q[0], k[0], v[0]
+
+
+def test_falcon_new_decoder_architecture_grouped_split_is_the_models_q_k_v(tmp_path):
+    W, q, k, v = _falcon(
+        tmp_path, "falcon", num_attention_heads=GQ_HEADS, num_kv_heads=GQ_KV, new_decoder_architecture=True
+    )
+    hd, per = GQ_D // GQ_HEADS, GQ_HEADS // GQ_KV
+    assert W.shape == ((GQ_HEADS + 2 * GQ_KV) * hd, GQ_D)
+    # _split_heads broadcasts each group's key/value to its query heads: one copy per group is K, V
+    assert k.shape == q.shape == (GQ_D, GQ_HEADS, hd)
+    assert torch.equal(k[:, 0], k[:, per - 1]) and not torch.equal(k[:, 0], k[:, per])
+    truth = {"q": _rows(q), "k": _rows(k[:, ::per]), "v": _rows(v[:, ::per])}
+    parts, notes = _parts(tmp_path / "falcon")
+    name = "transformer.h.0.self_attention.query_key_value.weight"
+    assert not notes and name not in parts
+    for p in "qkv":
+        assert parts[f"{name}[{p}]"].shape == truth[p].shape
+        np.testing.assert_array_equal(parts[f"{name}[{p}]"], truth[p])
+    # the contiguous reading of this layout would be wrong: rows [:64] hold group 0's K and V
+    assert not np.array_equal(W[:GQ_D], truth["q"])
+
+
+def test_falcon_multi_query_split_is_the_models_q_k_v(tmp_path):
+    heads = 4  # head dim 16: K and V are 16 x 64, above the 10-row minimum
+    W, q, k, v = _falcon(tmp_path, "falcon", num_attention_heads=heads, multi_query=True)
+    hd = GQ_D // heads
+    assert W.shape == (GQ_D + 2 * hd, GQ_D) and k.shape == (GQ_D, 1, hd)
+    truth = {"q": _rows(q), "k": _rows(k), "v": _rows(v)}
+    parts, notes = _parts(tmp_path / "falcon")
+    name = "transformer.h.0.self_attention.query_key_value.weight"
+    assert not notes and name not in parts
+    for p in "qkv":
+        np.testing.assert_array_equal(parts[f"{name}[{p}]"], truth[p])
+
+
+def test_falcon_query_key_value_without_its_layout_in_config_is_kept_whole(tmp_path):
+    import json
+
+    W, *_ = _falcon(
+        tmp_path, "falcon", num_attention_heads=GQ_HEADS, num_kv_heads=GQ_KV, new_decoder_architecture=True
+    )
+    path = tmp_path / "falcon" / "config.json"
+    cfg = json.loads(path.read_text())
+    for key in ("model_type", "new_decoder_architecture", "multi_query"):
+        cfg.pop(key)
+    path.write_text(json.dumps(cfg))  # 8 query, 2 kv heads, but which interleave is unknown
+    parts, notes = _parts(tmp_path / "falcon")
+    name = "transformer.h.0.self_attention.query_key_value.weight"
+    assert parts[name].shape == W.shape and len(notes) == 1 and "Falcon" in notes[0]
+
+
+def test_gpt_bigcode_multi_query_c_attn_split_is_the_models_q_k_v(tmp_path, monkeypatch):
+    from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
+    from transformers.models.gpt_bigcode import modeling_gpt_bigcode
+
+    torch.manual_seed(7)
+    heads = 4  # head dim 16
+    cfg = GPTBigCodeConfig(
+        n_embd=GQ_D, n_head=heads, n_layer=1, vocab_size=40, n_positions=16, multi_query=True
+    )
+    cfg._attn_implementation = "eager"
+    model = GPTBigCodeForCausalLM(cfg).eval()
+    attn = model.transformer.h[0].attn
+    with torch.no_grad():
+        attn.c_attn.bias.zero_()
+    seen = _capture(monkeypatch, modeling_gpt_bigcode)
+    with torch.no_grad():
+        attn(torch.eye(GQ_D)[None])
+    model.save_pretrained(tmp_path / "bigcode")
+    assert attn.c_attn.weight.shape == (GQ_D + 2 * GQ_D // heads, GQ_D)  # an nn.Linear, one kv head
+    parts, notes = _parts(tmp_path / "bigcode")
+    name = "transformer.h.0.attn.c_attn.weight"
+    assert not notes and name not in parts
+    for p in "qkv":
+        np.testing.assert_array_equal(parts[f"{name}[{p}]"], _rows(seen[p][0].transpose(0, 1)))
+
+
+def test_grouped_query_split_of_a_stored_in_out_matrix():
+    """A (d, out) matrix (Conv1D-style) is split along its columns, with the same head counts."""
+    from grokwatch.checkpoints import TensorRef
+    from grokwatch.checkpoints.layers import AttentionHeads, part_matrix
+
+    W = np.arange(64 * 96, dtype=float).reshape(64, 96)
+    refs = [TensorRef("h.0.attn.c_attn.weight", "h.0.attn.c_attn.weight", "f", W.shape)]
+    heads = AttentionHeads(heads=8, kv_heads=2, head_dim=8, hidden=64)
+    parts = {r.part: part_matrix(W, r) for r in split_qkv_refs(refs, heads)}
+    np.testing.assert_array_equal(parts["q"], W[:, :64])
+    np.testing.assert_array_equal(parts["k"], W[:, 64:80])
+    np.testing.assert_array_equal(parts["v"], W[:, 80:])
+
+
 def _hf_models():
     from transformers import (
         GPT2Config,

@@ -4,8 +4,8 @@ WeightWatcher analyses a fused QKV projection as stored (one 3d x d matrix) and 
 `nn.Embedding` layers (its LAYER_TYPES_SUPPORTED lists EMBEDDING; a tied or separate
 unembedding is an `nn.Linear`, so it is analysed too). grokwatch does the same by default;
 `Settings(embeddings=False)` leaves out the tables recognised by `is_embedding`, and
-`Settings(split_qkv=True)` replaces each fused projection by three d x d refs named
-`<name>[q]`, `<name>[k]`, `<name>[v]`.
+`Settings(split_qkv=True)` replaces each fused projection by three refs named
+`<name>[q]`, `<name>[k]`, `<name>[v]` (d x d each; with grouped-query attention K and V are smaller).
 
 Layouts (the part of the fused matrix that holds Q, K or V):
 - contiguous, rows [Q; K; V]: nn.MultiheadAttention `in_proj_weight` (3d, d), nanoGPT's
@@ -15,25 +15,38 @@ Layouts (the part of the fused matrix that holds Q, K or V):
 - per head, rows [Q_h K_h V_h] for each head h: GPT-NeoX / Pythia / Bloom `query_key_value`,
   which needs the head count (`num_attention_heads` or `n_head` in config.json beside the file).
 
-A fused matrix whose sides are not 3:1 (grouped-query attention) is analysed as stored,
-with a note saying why.
+Grouped-query and multi-query attention (fewer key/value heads than query heads, so the sides
+are not 3:1) are split with the head counts of config.json (`config_attention`): nh query heads,
+nkv key/value heads, head dim hd (`head_dim`, else hidden_size / nh), Q being nh*hd long and K, V
+nkv*hd each:
+- contiguous [Q; K; V] for the contiguous names above (rows, or columns of a stored (d, out)):
+  Phi-3 `qkv_proj` (num_key_value_heads), GPTBigCode/StarCoder `c_attn` (multi_query: nkv = 1);
+- `query_key_value` with Falcon's `multi_query` (nkv = 1): contiguous rows [Q; K; V];
+- `query_key_value` with Falcon's `new_decoder_architecture` (nkv = num_kv_heads): rows
+  [Q_g1 .. Q_g(nh/nkv) K_g V_g] for each key/value group g, gathered into Q, K and V.
+A fused matrix that is not 3:1 and whose sides do not match config.json (or that has no config.json,
+or a `query_key_value` whose config names neither Falcon layout) is analysed as stored, with a note
+saying why.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from grokwatch.checkpoints.names import TensorRef
 
 __all__ = [
     "PARTS",
+    "AttentionHeads",
+    "config_attention",
     "config_heads",
     "fused_qkv_layout",
     "is_attention",
     "is_embedding",
+    "needs_heads",
     "part_matrix",
     "split_qkv_refs",
 ]
@@ -85,26 +98,132 @@ def fused_qkv_layout(name: str) -> str | None:
     return None
 
 
-def config_heads(folder: Path) -> int | None:
-    """The attention head count from a Hugging Face config.json in `folder`, if there is one."""
+@dataclass(frozen=True)
+class AttentionHeads:
+    """The head counts of a Hugging Face config.json, what splits a grouped-query fused QKV."""
+
+    heads: int  # query heads
+    kv_heads: int  # key/value heads: `heads` for plain multi-head attention, 1 for multi-query
+    head_dim: int | None  # `head_dim`, else hidden_size / heads; None when neither is known
+    hidden: int | None  # hidden_size: the input side of the projection, when config.json says
+    # How a `query_key_value` with kv_heads < heads lays out its rows (Falcon): "contiguous"
+    # (multi_query), "grouped" (new_decoder_architecture), None when the config says neither.
+    kv_layout: str | None = None
+
+
+def _read_config(folder: Path) -> dict | None:
     try:
         cfg = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
         return None
-    for key in ("num_attention_heads", "n_head", "n_heads"):
-        if isinstance(cfg.get(key), int) and cfg[key] > 0:
-            return cfg[key]
+    return cfg if isinstance(cfg, dict) else None
+
+
+def _first_int(cfg: dict, keys: tuple[str, ...]) -> int | None:
+    for key in keys:
+        v = cfg.get(key)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
     return None
 
 
+def config_heads(folder: Path) -> int | None:
+    """The attention head count from a Hugging Face config.json in `folder`, if there is one."""
+    cfg = _read_config(folder)
+    return None if cfg is None else _first_int(cfg, ("num_attention_heads", "n_head", "n_heads"))
+
+
+def config_attention(folder: Path) -> AttentionHeads | None:
+    """Query and key/value head counts and head dim from the config.json in `folder`, if it has them.
+
+    Keys read: num_attention_heads / n_head / n_heads; num_key_value_heads / num_kv_heads /
+    n_head_kv (absent: as many as query heads); Falcon's and GPTBigCode's `multi_query: true`
+    (one key/value head; Falcon's default when model_type is "falcon"), overridden by Falcon's
+    `new_decoder_architecture` (num_kv_heads groups); head_dim, else hidden_size / n_embd / d_model
+    divided by the head count. Mirrors transformers' FalconAttention, Phi3Attention and
+    GPTBigCodeAttention.
+    """
+    cfg = _read_config(folder)
+    if cfg is None:
+        return None
+    heads = _first_int(cfg, ("num_attention_heads", "n_head", "n_heads"))
+    if heads is None:
+        return None
+    falcon = cfg.get("model_type") == "falcon"
+    new_decoder = cfg.get("new_decoder_architecture", False if falcon else None) is True
+    multi_query = cfg.get("multi_query", True if falcon else None) is True
+    kv_keys = ("num_key_value_heads", "num_kv_heads", "n_head_kv")
+    if new_decoder:
+        kv, kv_layout = _first_int(cfg, kv_keys) or heads, "grouped"
+    elif multi_query:
+        kv, kv_layout = 1, "contiguous"
+    else:
+        kv, kv_layout = _first_int(cfg, kv_keys) or heads, None
+    hidden = _first_int(cfg, ("hidden_size", "n_embd", "d_model"))
+    head_dim = None if falcon else _first_int(cfg, ("head_dim",))  # Falcon: always hidden / heads
+    if head_dim is None and hidden is not None and hidden % heads == 0:
+        head_dim = hidden // heads
+    return AttentionHeads(heads, kv, head_dim, hidden, kv_layout)
+
+
+def needs_heads(refs: list[TensorRef]) -> bool:
+    """True when a fused QKV ref can only be split with config.json's head counts (per-head or
+    grouped-query layout), so a caller reads config.json only then."""
+    for r in refs:
+        layout = fused_qkv_layout(r.key)
+        if layout is None or len(r.shape) != 2 or r.key_b:
+            continue
+        rows, cols = r.shape
+        if layout == "per_head" or (rows != 3 * cols and cols != 3 * rows):
+            return True
+    return False
+
+
+def _grouped_query(
+    layout: str, rows: int, cols: int, a: AttentionHeads | None
+) -> tuple[int, tuple[int, int, int], int] | str:
+    """(axis, (q, k, v) lengths, kv groups or 0) of a fused matrix that is not 3:1, or why it cannot
+    be split: its sides must be exactly what config.json's head counts make."""
+    if a is None:
+        return f"sides {rows}x{cols} are not 3:1 and there is no config.json with head counts beside it"
+    nh, nkv, hd = a.heads, a.kv_heads, a.head_dim
+    if hd is None:
+        return f"sides {rows}x{cols} are not 3:1 and config.json gives neither head_dim nor hidden_size"
+    if nkv >= nh or nh % nkv:
+        return (
+            f"sides {rows}x{cols} are not 3:1 and config.json's {nh} query and {nkv} key/value heads "
+            "are not grouped-query attention"
+        )
+    if layout == "per_head" and a.kv_layout is None:
+        return (
+            f"sides {rows}x{cols} are not 3:1 and config.json names neither of Falcon's layouts "
+            "(multi_query, new_decoder_architecture)"
+        )
+    sizes = (nh * hd, nkv * hd, nkv * hd)
+    total = sum(sizes)
+    for axis in (0,) if layout == "per_head" else (0, 1):
+        fused, other = (rows, cols) if axis == 0 else (cols, rows)
+        if fused == total and (a.hidden is None or other == a.hidden):
+            if layout == "per_head" and a.kv_layout == "grouped":
+                return axis, (nh // nkv * hd, hd, hd), nkv
+            return axis, sizes, 0
+    return (
+        f"sides {rows}x{cols} do not match config.json: {nh} query + 2 x {nkv} key/value heads "
+        f"of {hd} make {total}" + (f" x hidden_size {a.hidden}" if a.hidden else " rows")
+    )
+
+
 def split_qkv_refs(
-    refs: list[TensorRef], heads: int | None, notes: list[str] | None = None
+    refs: list[TensorRef], heads: int | AttentionHeads | None, notes: list[str] | None = None
 ) -> list[TensorRef]:
     """Each fused QKV ref replaced by its three parts, in place in the list; others unchanged.
 
-    `heads` is only needed for the per-head layout; a matrix that cannot be split is kept
-    whole and a line saying why is appended to `notes`.
+    `heads` (a head count, or `config_attention`'s head counts) is only needed for the per-head
+    layout and for grouped-query attention; a matrix that cannot be split is kept whole and a
+    line saying why is appended to `notes`.
     """
+    counts = heads if isinstance(heads, AttentionHeads) else None
+    n_heads = counts.heads if counts else heads
     out: list[TensorRef] = []
     for r in refs:
         layout = fused_qkv_layout(r.key)
@@ -115,12 +234,30 @@ def split_qkv_refs(
         axis = 0 if rows == 3 * cols else 1 if cols == 3 * rows else None
         why = None
         if axis is None:
-            why = f"sides {rows}x{cols} are not 3:1 (grouped-query attention?)"
-        elif layout == "per_head" and (axis != 0 or not heads or rows % (3 * heads)):
+            plan = _grouped_query(layout, rows, cols, counts)
+            if isinstance(plan, str):
+                why = plan
+            else:
+                axis, sizes, groups = plan
+                for p, size in zip(PARTS, sizes if groups == 0 else [groups * n for n in sizes], strict=True):
+                    shape = (size, cols) if axis == 0 else (rows, size)
+                    out.append(
+                        replace(
+                            r,
+                            layer=f"{r.layer}[{p}]",
+                            shape=shape,
+                            part=p,
+                            part_axis=axis,
+                            part_sizes=sizes,
+                            part_groups=groups,
+                        )
+                    )
+                continue
+        elif layout == "per_head" and (axis != 0 or not n_heads or rows % (3 * n_heads)):
             why = (
                 "its per-head layout needs num_attention_heads in config.json"
-                if not heads
-                else (f"{rows} rows do not hold 3 x {heads} heads")
+                if not n_heads
+                else (f"{rows} rows do not hold 3 x {n_heads} heads")
             )
         if why:
             if notes is not None:
@@ -128,7 +265,7 @@ def split_qkv_refs(
             out.append(r)
             continue
         n = min(rows, cols)
-        per_head = heads if layout == "per_head" else 0
+        per_head = n_heads if layout == "per_head" else 0
         shape = (n, cols) if axis == 0 else (rows, n)
         out.extend(
             replace(r, layer=f"{r.layer}[{p}]", shape=shape, part=p, part_axis=axis, part_heads=per_head)
@@ -142,9 +279,13 @@ def part_matrix(W, ref: TensorRef):
     if not ref.part:
         return W
     i = PARTS.index(ref.part)
-    if ref.part_heads:  # rows are (head, [q k v], head_dim)
-        h = ref.part_heads
+    groups = ref.part_heads or ref.part_groups
+    if groups:  # rows are (head or kv group, [q k v], ...): gathered from every group
         rows, cols = W.shape
-        return W.reshape(h, 3, rows // (3 * h), cols)[:, i].reshape(rows // 3, cols)
-    n = W.shape[ref.part_axis] // 3
-    return W[i * n : (i + 1) * n] if ref.part_axis == 0 else W[:, i * n : (i + 1) * n]
+        sizes = ref.part_sizes or (rows // (3 * groups),) * 3
+        start = sum(sizes[:i])
+        block = W.reshape(groups, rows // groups, cols)[:, start : start + sizes[i]]
+        return block.reshape(groups * sizes[i], cols)
+    sizes = ref.part_sizes or (W.shape[ref.part_axis] // 3,) * 3
+    start, stop = sum(sizes[:i]), sum(sizes[: i + 1])
+    return W[start:stop] if ref.part_axis == 0 else W[:, start:stop]

@@ -72,10 +72,15 @@ class TensorRef:
     # The wrapper key the state dict was found under in a torch file ("model_state", ...).
     source: str | None = None
     # One block of a fused QKV matrix ("q", "k" or "v"; see checkpoints/layers.py): split along
-    # `part_axis`, per head when `part_heads` > 0 (GPT-NeoX), contiguously otherwise.
+    # `part_axis`, per head when `part_heads` > 0 (GPT-NeoX), contiguously otherwise. With
+    # grouped-query attention `part_sizes` gives the unequal (q, k, v) lengths along the axis, and
+    # `part_groups` > 0 says the axis repeats [q k v] blocks of those lengths once per key/value
+    # head (Falcon's new_decoder_architecture).
     part: str | None = None
     part_axis: int = 0
     part_heads: int = 0
+    part_sizes: tuple[int, ...] = ()
+    part_groups: int = 0
 
 
 @dataclass

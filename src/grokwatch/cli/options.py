@@ -138,7 +138,8 @@ SplitQkvOpt = Annotated[
     typer.Option(
         "--split-qkv",
         help="Analyse fused QKV projections (c_attn, in_proj_weight, qkv, query_key_value) as three "
-        "d x d matrices NAME[q], NAME[k], NAME[v] instead of one matrix as stored (WeightWatcher's way).",
+        "matrices NAME[q], NAME[k], NAME[v] instead of one matrix as stored (WeightWatcher's way); "
+        "grouped-query ones (Phi-3, Falcon) are split with config.json's head counts.",
     ),
 ]
 SeedOpt = Annotated[

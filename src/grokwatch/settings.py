@@ -19,6 +19,8 @@ from grokwatch import __version__
 
 __all__ = ["DEFAULT_DEVICE", "MIN_SIDE", "Device", "Fit", "PhaseRules", "PreRule", "Rule", "Settings"]
 
+# What `--split-qkv` splits, in the cache key: a cached split of another version is recomputed.
+SPLIT_QKV_LAYOUT = 2  # 1: equal thirds only; 2: also grouped-query / multi-query from config.json
 MIN_SIDE = 10  # skip matrices whose smaller side is below this (WeightWatcher's MIN_EVALS idea)
 
 
@@ -132,6 +134,8 @@ class Settings:
         ):
             if d[name] == default:
                 d.pop(name)
+        if self.split_qkv:  # 2: grouped-query QKV is split too (version 1 kept it whole)
+            d["split_qkv"] = SPLIT_QKV_LAYOUT
         if self.base is not None:  # a replaced or edited base model changes W + ΔW
             from grokwatch.checkpoints.base_model import fingerprint
 

@@ -13,7 +13,9 @@ Layouts (the part of the fused matrix that holds Q, K or V):
 - contiguous, columns [Q | K | V]: HF GPT-2's `c_attn`, a Conv1D stored (d, 3d);
   the axis that is three times the other is the one split;
 - per head, rows [Q_h K_h V_h] for each head h: GPT-NeoX / Pythia / Bloom `query_key_value`,
-  which needs the head count (`num_attention_heads` or `n_head` in config.json beside the file).
+  which needs the head count (`num_attention_heads` or `n_head` in config.json beside the file),
+  and GPTBigCode's `c_attn` (an nn.Linear, (3d, d)) when config.json says model_type
+  "gpt_bigcode" without multi_query.
 
 Grouped-query and multi-query attention (fewer key/value heads than query heads, so the sides
 are not 3:1) are split with the head counts of config.json (`config_attention`): nh query heads,
@@ -54,6 +56,7 @@ __all__ = [
 PARTS = ("q", "k", "v")
 _CONTIGUOUS = re.compile(r"(^|\.)(c_attn|qkv|Wqkv|qkv_proj)\.weight$|(^|\.)in_proj_weight$")
 _PER_HEAD = re.compile(r"(^|\.)query_key_value\.weight$")
+_C_ATTN = re.compile(r"(^|\.)c_attn\.weight$")
 # The module name (the part before `.weight`) of token, position and output tables:
 # ours (tok_embed, pos_embed, unembed, embed), GPT-2 (wte, wpe, lm_head), Llama/Mistral
 # (embed_tokens, lm_head), BERT (word_/position_/token_type_embeddings), GPT-NeoX (embed_in,
@@ -109,6 +112,9 @@ class AttentionHeads:
     # How a `query_key_value` with kv_heads < heads lays out its rows (Falcon): "contiguous"
     # (multi_query), "grouped" (new_decoder_architecture), None when the config says neither.
     kv_layout: str | None = None
+    # A 3:1 `c_attn` nn.Linear whose rows are per head [Q_h K_h V_h], not [Q; K; V]: GPTBigCode
+    # without multi_query (its attention views the output as (heads, 3 x head_dim)).
+    per_head_c_attn: bool = False
 
 
 def _read_config(folder: Path) -> dict | None:
@@ -163,7 +169,8 @@ def config_attention(folder: Path) -> AttentionHeads | None:
     head_dim = None if falcon else _first_int(cfg, ("head_dim",))  # Falcon: always hidden / heads
     if head_dim is None and hidden is not None and hidden % heads == 0:
         head_dim = hidden // heads
-    return AttentionHeads(heads, kv, head_dim, hidden, kv_layout)
+    per_head_c_attn = cfg.get("model_type") == "gpt_bigcode" and not multi_query
+    return AttentionHeads(heads, kv, head_dim, hidden, kv_layout, per_head_c_attn)
 
 
 def needs_heads(refs: list[TensorRef]) -> bool:
@@ -175,6 +182,8 @@ def needs_heads(refs: list[TensorRef]) -> bool:
             continue
         rows, cols = r.shape
         if layout == "per_head" or (rows != 3 * cols and cols != 3 * rows):
+            return True
+        if rows == 3 * cols and _C_ATTN.search(r.key):  # an nn.Linear c_attn: GPTBigCode's is per head
             return True
     return False
 
@@ -232,6 +241,8 @@ def split_qkv_refs(
             continue
         rows, cols = r.shape
         axis = 0 if rows == 3 * cols else 1 if cols == 3 * rows else None
+        if axis == 0 and counts is not None and counts.per_head_c_attn and _C_ATTN.search(r.key):
+            layout = "per_head"  # GPTBigCode without multi_query: rows [Q_h K_h V_h] per head
         why = None
         if axis is None:
             plan = _grouped_query(layout, rows, cols, counts)

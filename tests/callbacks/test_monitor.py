@@ -78,3 +78,34 @@ def test_bad_arguments():
         Monitor(None, stop_on="anti")
     with pytest.raises(ValueError, match="every"):
         Monitor(None, every=0)
+
+
+def test_split_qkv_of_a_grouped_query_model_uses_its_config(tmp_path):
+    """A live Phi-3 (8 query heads, 2 key/value heads) has no config.json beside its weights: the
+    Monitor reads the head counts from `model.config`, so its Q, K, V are those a scan of the saved
+    model (config.json beside it) gives, not one matrix kept whole."""
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    torch.manual_seed(0)
+    cfg = Phi3Config(
+        hidden_size=64,
+        intermediate_size=96,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        num_hidden_layers=1,
+        vocab_size=50,
+        max_position_embeddings=32,
+        pad_token_id=0,
+    )
+    model = Phi3ForCausalLM(cfg).eval()
+    settings = Settings(split_qkv=True)
+    with Monitor(model, every=1, background=False, settings=settings) as mon:
+        mon.step(1)
+    name = "model.layers.0.self_attn.qkv_proj.weight"
+    live = {r.layer: r for r in mon.results[0].records}
+    assert {f"{name}[{p}]" for p in "qkv"} <= set(live) and name not in live
+    assert [live[f"{name}[{p}]"].shape for p in "qkv"] == [[64, 64], [16, 64], [16, 64]]
+    model.save_pretrained(tmp_path / "phi3")
+    scanned = {r.layer: r for r in scan_folder(tmp_path / "phi3", settings, workers=1, cache=False).records}
+    for p in "qkv":
+        assert live[f"{name}[{p}]"].alpha == pytest.approx(scanned[f"{name}[{p}]"].alpha, rel=1e-6)

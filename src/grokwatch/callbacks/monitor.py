@@ -208,13 +208,28 @@ class Monitor:
                 for k, v in state.items()
                 if isinstance(v, torch.Tensor) and v.is_floating_point()
             ]
-            self._names = [(r.key, r.layer, r) for r in select(refs, self.settings)]
+            self._names = [(r.key, r.layer, r) for r in select(refs, self.settings, self._heads())]
         with torch.no_grad():
             return {
                 layer: part_matrix(state[key].detach().cpu(), r).clone()
                 for key, layer, r in self._names
                 if key in state
             }
+
+    def _heads(self):
+        """A Hugging Face model's attention head counts (its `config`), which `--split-qkv` needs for
+        per-head and grouped-query fused QKV, as config.json gives them to a scan; None otherwise."""
+        if not self.settings.split_qkv:
+            return None
+        config = getattr(self.model, "config", None)
+        if not hasattr(config, "to_dict"):
+            return None
+        from grokwatch.checkpoints.layers import attention_from_config
+
+        try:
+            return attention_from_config(config.to_dict())
+        except Exception:  # noqa: BLE001 - an odd config only means the matrix stays whole
+            return None
 
     # ------------------------------------------------------------ worker thread
 

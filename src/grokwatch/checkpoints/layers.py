@@ -43,6 +43,7 @@ from grokwatch.checkpoints.names import TensorRef
 __all__ = [
     "PARTS",
     "AttentionHeads",
+    "attention_from_config",
     "config_attention",
     "config_heads",
     "fused_qkv_layout",
@@ -150,8 +151,11 @@ def config_attention(folder: Path) -> AttentionHeads | None:
     GPTBigCodeAttention.
     """
     cfg = _read_config(folder)
-    if cfg is None:
-        return None
+    return None if cfg is None else attention_from_config(cfg)
+
+
+def attention_from_config(cfg: dict) -> AttentionHeads | None:
+    """`config_attention` of a config already in memory (a live model's `model.config.to_dict()`)."""
     heads = _first_int(cfg, ("num_attention_heads", "n_head", "n_heads"))
     if heads is None:
         return None

@@ -282,14 +282,17 @@ def test_falcon_query_key_value_without_its_layout_in_config_is_kept_whole(tmp_p
     assert parts[name].shape == W.shape and len(notes) == 1 and "Falcon" in notes[0]
 
 
-def test_gpt_bigcode_multi_query_c_attn_split_is_the_models_q_k_v(tmp_path, monkeypatch):
+@pytest.mark.parametrize("multi_query", [True, False])
+def test_gpt_bigcode_c_attn_split_is_the_models_q_k_v(tmp_path, monkeypatch, multi_query):
+    """multi_query: contiguous [Q; K; V] with one key/value head. Without it c_attn is 3:1 like
+    nanoGPT's, but its rows are per head [Q_h K_h V_h]: split in thirds, Q would mix heads' Q, K, V."""
     from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
     from transformers.models.gpt_bigcode import modeling_gpt_bigcode
 
     torch.manual_seed(7)
     heads = 4  # head dim 16
     cfg = GPTBigCodeConfig(
-        n_embd=GQ_D, n_head=heads, n_layer=1, vocab_size=40, n_positions=16, multi_query=True
+        n_embd=GQ_D, n_head=heads, n_layer=1, vocab_size=40, n_positions=16, multi_query=multi_query
     )
     cfg._attn_implementation = "eager"
     model = GPTBigCodeForCausalLM(cfg).eval()
@@ -300,46 +303,19 @@ def test_gpt_bigcode_multi_query_c_attn_split_is_the_models_q_k_v(tmp_path, monk
     with torch.no_grad():
         attn(torch.eye(GQ_D)[None])
     model.save_pretrained(tmp_path / "bigcode")
-    assert attn.c_attn.weight.shape == (GQ_D + 2 * GQ_D // heads, GQ_D)  # an nn.Linear, one kv head
+    W = attn.c_attn.weight.detach().numpy()  # an nn.Linear
+    assert W.shape == ((GQ_D + 2 * GQ_D // heads, GQ_D) if multi_query else (3 * GQ_D, GQ_D))
     parts, notes = _parts(tmp_path / "bigcode")
     name = "transformer.h.0.attn.c_attn.weight"
     assert not notes and name not in parts
     for p in "qkv":
         np.testing.assert_array_equal(parts[f"{name}[{p}]"], _rows(seen[p][0].transpose(0, 1)))
-
-
-def test_gpt_bigcode_multi_head_c_attn_is_split_per_head(tmp_path, monkeypatch):
-    """Without multi_query GPTBigCode's c_attn is 3:1 like nanoGPT's, but its rows are per head
-    [Q_h K_h V_h]: split in thirds, Q would mix heads' Q, K and V."""
-    from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
-    from transformers.models.gpt_bigcode import modeling_gpt_bigcode
-
-    torch.manual_seed(8)
-    heads = 4
-    cfg = GPTBigCodeConfig(
-        n_embd=GQ_D, n_head=heads, n_layer=1, vocab_size=40, n_positions=16, multi_query=False
-    )
-    cfg._attn_implementation = "eager"
-    model = GPTBigCodeForCausalLM(cfg).eval()
-    attn = model.transformer.h[0].attn
-    with torch.no_grad():
-        attn.c_attn.bias.zero_()
-    seen = _capture(monkeypatch, modeling_gpt_bigcode)
-    with torch.no_grad():
-        attn(torch.eye(GQ_D)[None])
-    model.save_pretrained(tmp_path / "bigcode")
-    W = attn.c_attn.weight.detach().numpy()
-    assert W.shape == (3 * GQ_D, GQ_D)  # 3:1, as a contiguous [Q; K; V] would be
-    parts, notes = _parts(tmp_path / "bigcode")
-    name = "transformer.h.0.attn.c_attn.weight"
-    assert not notes and name not in parts
-    for p in "qkv":
-        np.testing.assert_array_equal(parts[f"{name}[{p}]"], _rows(seen[p][0].transpose(0, 1)))
-    assert not np.array_equal(parts[f"{name}[q]"], W[:GQ_D])  # the thirds are not Q
-    # without config.json (a nanoGPT-style c_attn) the same matrix is read as contiguous thirds
-    (tmp_path / "bigcode" / "config.json").unlink()
-    parts, _ = _parts(tmp_path / "bigcode")
-    np.testing.assert_array_equal(parts[f"{name}[q]"], W[:GQ_D])
+    if not multi_query:
+        assert not np.array_equal(parts[f"{name}[q]"], W[:GQ_D])  # the thirds are not Q
+        # without config.json (a nanoGPT-style c_attn) the same matrix is read as contiguous thirds
+        (tmp_path / "bigcode" / "config.json").unlink()
+        parts, _ = _parts(tmp_path / "bigcode")
+        np.testing.assert_array_equal(parts[f"{name}[q]"], W[:GQ_D])
 
 
 def test_grouped_query_split_of_a_stored_in_out_matrix():

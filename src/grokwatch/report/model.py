@@ -272,6 +272,8 @@ def build_report(
         drop = acc[d] if d is not None else None
         sc = score_run(name or "", steps, [v.phase for v in acc], train, test, drop=acc_drop)
         agreement = Agreement(sc.n, sc.agree, sc.confusion, sc.balanced, sc.false_alarms)
+    first_anti = next((v for v in views if v.phase == ANTI), None)
+    over_correlated = next((v for v in views if v.warning), None)
     return Report(
         name=name or Path(result.root).resolve().name or str(result.root),
         settings=result.settings,
@@ -282,32 +284,23 @@ def build_report(
         records=list(result.records),
         errors=list(result.errors),
         timeline=_timeline(views),
-        warning=_early_warning(views, rules),
-        first_anti=next((v for v in views if v.phase == ANTI), None),
+        # The early warning follows the rule the labels came from. The trend rule was fitted to say
+        # anti-grokking as early as the accuracy drop allows without false alarms, so its first such
+        # label is the warning; a trusted alpha < 2 or a trap is on from the first checkpoints of
+        # real runs that never collapse (docs/phases.md), which would make "early warning" mean
+        # "always". For the paper's and the threshold rules, whose anti-grokking is alpha < 2 (or
+        # trap_min traps), one such layer is their own precursor.
+        warning=first_anti if rules.rule == Rule.trend else over_correlated,
+        first_anti=first_anti,
         onset=next((v for v in views if v.phase == GROK), None),
         best=_best(views),
         peak=peak,
         drop=drop,
         agreement=agreement,
         traps_computed=any(r.n_traps is not None for r in result.records),
-        over_correlated=next((v for v in views if v.warning), None),
+        over_correlated=over_correlated,
         n_over_correlated=sum(1 for v in views if v.warning),
     )
-
-
-def _early_warning(views: list[CheckpointView], rules: PhaseRules) -> CheckpointView | None:
-    """The first checkpoint that warns under the rule the labels came from.
-
-    Why it depends on the rule: the trend rule was fitted to say anti-grokking as early as the
-    accuracy drop allows without false alarms, so its first such label is the warning; an
-    alpha < 2 or a trap fires from the first checkpoints of real runs that never collapse
-    (docs/phases.md), which would make "early warning" mean "always". Under the paper's and the
-    threshold rules, whose anti-grokking is alpha < 2 (or trap_min traps), one layer with
-    alpha < 2 or one trap is their own precursor.
-    """
-    if rules.rule == Rule.trend:
-        return next((v for v in views if v.phase == ANTI), None)
-    return next((v for v in views if v.warning), None)
 
 
 # ---------------------------------------------------------------- sentences shared by all renderings

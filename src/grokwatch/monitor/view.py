@@ -36,16 +36,12 @@ def plain_line(st: CheckpointState) -> str:
 
 
 def caveat(states: list[CheckpointState]) -> str | None:
-    """What `report` says of a model with attention layers (its phase labels are unvalidated), or None.
+    """`report`'s caveat for a model with attention layers (its phase labels are unvalidated), or None.
 
-    Why `watch` says it too: its alerts (--exit-on, --on-alert) act on those labels, and on a
-    generalizing transformer the trend rule raised 29 false alarms in 80 checkpoints."""
-    from grokwatch.checkpoints.layers import is_attention
-    from grokwatch.phases.labels import TRANSFORMER_CAVEAT
+    Why `watch` says it too: its alerts (--exit-on, --on-alert) act on those labels."""
+    from grokwatch.phases.labels import transformer_caveat
 
-    layers = {r.layer for s in states for r in s.records}
-    n = sum(1 for name in layers if is_attention(name))
-    return f"{n} {TRANSFORMER_CAVEAT}" if n else None
+    return transformer_caveat(r.layer for s in states for r in s.records)
 
 
 def jsonl_lines(st: CheckpointState) -> list[str]:

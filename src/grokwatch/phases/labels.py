@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["ANTI", "GROK", "ORDER", "PHASES", "PRE", "TRANSFORMER_CAVEAT", "UNKNOWN"]
+from collections.abc import Iterable
+
+__all__ = ["ANTI", "GROK", "ORDER", "PHASES", "PRE", "TRANSFORMER_CAVEAT", "UNKNOWN", "transformer_caveat"]
 
 PRE, GROK, ANTI, UNKNOWN = "pre-grokking", "grokking", "anti-grokking", "unknown"
 PHASES = (PRE, GROK, ANTI)
@@ -17,3 +19,12 @@ TRANSFORMER_CAVEAT = (
     "labelled 29 of 80 checkpoints anti-grokking while test accuracy stayed 1.0, so read "
     "anti-grokking here as unvalidated"
 )
+
+
+def transformer_caveat(layers: Iterable[str]) -> str | None:
+    """The caveat line for a model whose analysed layers include attention layers, else None
+    (`report`'s "caveat" fact and `watch`'s one-time note say the same)."""
+    from grokwatch.checkpoints.layers import is_attention
+
+    n = sum(1 for name in set(layers) if is_attention(name))
+    return f"{n} {TRANSFORMER_CAVEAT}" if n else None

@@ -33,7 +33,7 @@ from pathlib import Path
 from grokwatch.checkpoints.layers import is_attention
 from grokwatch.phases import ANTI, GROK, PRE, UNKNOWN, accuracy_phases, trusted
 from grokwatch.phases.accuracy import first_drop_index, peak_index
-from grokwatch.phases.labels import TRANSFORMER_CAVEAT
+from grokwatch.phases.labels import transformer_caveat
 from grokwatch.phases.score import score_run
 from grokwatch.records import LayerRecord
 from grokwatch.settings import PhaseRules, Rule
@@ -334,8 +334,8 @@ def facts(rep: Report) -> list[tuple[str, str]]:
     ]
     if rep.errors:
         out.append(("unreadable", f"{len(rep.errors)} file(s) skipped"))
-    if rep.attention_layers:
-        out.append(("caveat", f"{len(rep.attention_layers)} {TRANSFORMER_CAVEAT}"))
+    if (caveat := transformer_caveat(rep.layers)) is not None:
+        out.append(("caveat", caveat))
     if not getattr(rep.settings, "traps", True):
         out.append(("traps", "not computed (--no-traps)"))
     w = rep.warning

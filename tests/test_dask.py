@@ -169,6 +169,15 @@ def _killing_progress(client, killed: list[int]):
 
 
 @pytest.mark.slow
+def _assert_nothing_queued(client) -> None:
+    """An interrupted scan cancelled its tasks, not left them queued (cancellation is asynchronous)."""
+    for _ in range(200):
+        if not any(client.processing().values()):
+            break
+        time.sleep(0.05)
+    assert not any(client.processing().values())
+
+
 def test_local_cluster_records_identical_to_j1(local_client, tmp_path):
     run = write_run(tmp_path / "run", steps=tuple(range(1, 10)))
     settings = Settings(traps=True)
@@ -218,11 +227,7 @@ def test_interrupted_scan_resumes_from_the_cache(local_client, tmp_path):
     cache = Cache(run / CACHE_NAME)
     assert cache.db.execute("SELECT count(*) FROM done").fetchone()[0] == 3
     cache.close()
-    for _ in range(200):  # cancelled, not left queued (cancellation is asynchronous)
-        if not any(local_client.processing().values()):
-            break
-        time.sleep(0.05)
-    assert not any(local_client.processing().values())
+    _assert_nothing_queued(local_client)
     again = grokwatch.scan_folder(run, scheduler=local_client)
     assert again.computed == 7
     assert dicts(again) == dicts(grokwatch.scan_folder(run, workers=1, cache=False))
@@ -411,11 +416,7 @@ def test_interrupted_layer_scan_resumes_from_the_cache(local_client, tmp_path, m
     cache = Cache(run / CACHE_NAME)
     assert cache.db.execute("SELECT count(*) FROM done").fetchone()[0] == 1
     cache.close()
-    for _ in range(200):  # cancelled, not left queued (cancellation is asynchronous)
-        if not any(local_client.processing().values()):
-            break
-        time.sleep(0.05)
-    assert not any(local_client.processing().values())
+    _assert_nothing_queued(local_client)
     planned: list[str] = []
     real_plan = engine.plan_layers
     monkeypatch.setattr(

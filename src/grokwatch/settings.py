@@ -12,6 +12,7 @@ This module imports nothing heavy: the CLI builds its options from it.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 
@@ -112,7 +113,9 @@ class Settings:
         if self.base is not None:
             from grokwatch.checkpoints.base_model import load_base
 
-            object.__setattr__(self, "base", str(self.base))
+            # absolute now: a worker that reads it (a Dask worker elsewhere, a notebook that
+            # changes folder between scans) must not resolve it against its own current folder
+            object.__setattr__(self, "base", os.path.abspath(self.base))
             load_base(self.base)  # a wrong --base fails here, once, before any checkpoint is read
         object.__setattr__(self, "layers", _patterns(self.layers, "layers"))
         object.__setattr__(self, "exclude", _patterns(self.exclude, "exclude"))

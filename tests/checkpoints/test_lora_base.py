@@ -100,3 +100,18 @@ def test_bad_base_is_one_line_exit_2(tmp_path):
     r = scan(tmp_path / "empty")
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1
     assert "expected one model checkpoint, found no model checkpoint" in r.stderr
+
+
+def test_relative_base_is_resolved_where_it_was_given(tmp_path, monkeypatch):
+    """A relative --base names a file in the folder it was typed in: a Dask worker, or a notebook
+    that changes folder before it scans, must still find that base (and not a same-named one)."""
+    pytest.importorskip("peft")
+    lay, model = write_peft(tmp_path / "adapter", base=tmp_path / "base")
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(base="base")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "base").mkdir(parents=True)  # an empty folder of the same name: no base model in it
+    monkeypatch.chdir(elsewhere)
+    res = scan_folder(lay.root, settings, workers=1, cache=False)
+    assert res.records and not res.errors
+    assert all(r.extra["lora"]["delta"] == "W + scale * B @ A" for r in res.records)

@@ -2,6 +2,7 @@
 
     python bench/phase_agreement.py runs/corpus/*/          # every run folder given
     python bench/phase_agreement.py RUN... --json out.json  # also the figures as JSON
+    python bench/phase_agreement.py RUN... --held-out H...  # H: never fitted on, scored at the end
 
 For each run (a `grokwatch train` folder, whose checkpoints record train/test
 accuracy) and pooled over all runs, for each rule: agreement, balanced
@@ -32,7 +33,7 @@ from grokwatch.phases import group_by_checkpoint, label_run
 from grokwatch.phases.labels import ANTI, GROK, PHASES, PRE, UNKNOWN
 from grokwatch.phases.score import RunScore, pooled, score_run
 from grokwatch.scan import scan_folder
-from grokwatch.settings import PhaseRules, Rule, Settings
+from grokwatch.settings import NormScope, PhaseRules, Rule, Settings
 
 # The trend rule's grid: every combination is tried on the training runs of each fold.
 GRID = {
@@ -41,6 +42,7 @@ GRID = {
     "anti_alpha": [0.0, 2.5, 2.75, 3.0, 3.25],  # 0: the alpha path off
     "anti_growth": [0.0, 0.02, 0.04],
     "anti_rebound": [0.1, 0.2, 0.3, 0.5, math.inf],  # inf: the rebound path off
+    "anti_norm": [NormScope.layer, NormScope.model],  # whose norm must grow for the alpha/trap path
 }
 
 
@@ -57,9 +59,17 @@ def load_run(folder: Path, workers: int) -> dict:
     }
 
 
+_scores: dict[tuple[str, PhaseRules], RunScore] = {}
+
+
 def score(run: dict, rules: PhaseRules) -> RunScore:
-    labels = [phase for phase, _ in label_run(run["groups"], rules)]
-    return score_run(run["name"], run["steps"], labels, run["train"], run["test"])
+    """The run's labels under `rules`, scored; memoised, as every fold of the leave-one-out fit
+    scores the same grid point on the same run."""
+    key = (run["name"], rules)
+    if key not in _scores:
+        labels = [phase for phase, _ in label_run(run["groups"], rules)]
+        _scores[key] = score_run(run["name"], run["steps"], labels, run["train"], run["test"])
+    return _scores[key]
 
 
 def objective(scores: list[RunScore]) -> tuple:
@@ -115,6 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-j", "--workers", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None, help="write the figures to this file")
     ap.add_argument("--confusion", action="store_true", help="print each confusion matrix")
+    ap.add_argument(
+        "--held-out",
+        nargs="*",
+        type=Path,
+        default=[],
+        help="runs never fitted on: scored with the shipped rule and with the thresholds fitted on RUNS",
+    )
     args = ap.parse_args(argv)
 
     runs = [load_run(p, args.workers) for p in args.runs if p.is_dir()]
@@ -156,6 +173,21 @@ def main(argv: list[str] | None = None) -> int:
         f"defaults {{{', '.join(f'{k}: {getattr(base, k)}' for k in GRID)}}}; "
         f"best on all runs {{{', '.join(f'{k}: {getattr(fitted_all, k)}' for k in GRID)}}}"
     )
+    held = [r for r in (load_run(p, args.workers) for p in args.held_out if p.is_dir()) if r["groups"]]
+    held_table: dict[str, list[RunScore]] = {name: [] for name in [*rules, "trend-fitted"]}
+    for run in held:
+        for name, r in rules.items():
+            held_table[name].append(score(run, r))
+        held_table["trend-fitted"].append(score(run, fitted_all))
+        print(f"held out {run['name']}: {held_table['paper'][-1].n} checkpoints")
+        for name in held_table:
+            print(fmt_row(name, held_table[name][-1]))
+            if args.confusion:
+                print(confusion_text(held_table[name][-1]))
+    if held:
+        print(f"pooled over {len(held)} held-out runs:")
+        for name in held_table:
+            print(fmt_row(name, pooled(held_table[name])))
     if args.json:
         out = {
             name: [
@@ -174,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
             for name, scores in table.items()
         }
         out["loo_params"] = loo_params
+        out["held_out"] = {
+            name: [{"run": s.name, "balanced": s.balanced, "false_alarms": s.false_alarms} for s in scores]
+            for name, scores in held_table.items()
+        }
         args.json.write_text(json.dumps(out, indent=1))
     return 0
 

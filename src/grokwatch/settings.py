@@ -50,6 +50,14 @@ class Rule(StrEnum):
     paper = "paper"
 
 
+class NormScope(StrEnum):
+    """Whose norm must be growing for the trend rule's over-correlation branch: the over-correlated
+    layer's own, or the whole model's (the sum of every analysed layer's squared norm)."""
+
+    layer = "layer"
+    model = "model"
+
+
 class PreRule(StrEnum):
     """Pre-grokking when `any` or `all` trusted layers have alpha above alpha_high."""
 
@@ -167,12 +175,14 @@ class PhaseRules:
     onset_shrink: float = 0.5  # ... once some layer's norm is this many decades below its peak
     anti_alpha: float = 3.0  # median alpha of the recent fits below this ...
     anti_growth: float = 0.0  # ... while the norm grew this many decades over `window` checkpoints
+    anti_norm: NormScope = NormScope.layer  # ... whose norm: the layer's own, or the whole model's
     anti_rebound: float = 0.3  # or a layer whose norm fell grew back this many decades: anti-grokking
     window: int = 5  # trusted fits in the median, checkpoints in the norm trend
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pre_rule", _enum(PreRule, self.pre_rule, "pre_rule"))
         object.__setattr__(self, "rule", _enum(Rule, self.rule, "rule"))
+        object.__setattr__(self, "anti_norm", _enum(NormScope, self.anti_norm, "anti_norm"))
 
 
 DEFAULT_SETTINGS = Settings()

@@ -182,3 +182,35 @@ def test_a_layer_whose_norm_fell_and_grows_back_means_anti_grokking():
     got = label_run([two(10**i, sr, n) for i, (sr, n) in enumerate(zip(srs, norms))], rules)
     assert [p for p, _ in got] == [PRE, GROK, GROK, GROK, GROK, GROK, ANTI, GROK]
     assert "fc3.weight norm up 0.300 >= 0.25 from its low (fell 2.000)" in got[6][1]
+
+
+def _two_layers(step, norm_a, norm_b, alpha_a=2.5):
+    """fc1 over-correlated (alpha_a) and fc2 plain (alpha 4), with the given log10 squared norms."""
+    return ck(step, 60.0, alpha_a, log_norm=norm_a) + ck(step, 60.0, 4.0, log_norm=norm_b, layer="fc2.weight")
+
+
+@pytest.mark.parametrize(
+    ("norm_b", "model_labels"),
+    [
+        # fc2 (10x fc1's squared norm) sheds more than fc1 gains: the model's norm falls, no alarm
+        ([4.0, 4.0, 3.9, 3.8, 3.7], [PRE, GROK, GROK, GROK, GROK]),
+        # fc2 flat: the model's norm grows with fc1's, over-correlated while growing: anti-grokking
+        ([4.0, 4.0, 4.0, 4.0, 4.0], [PRE, GROK, ANTI, ANTI, ANTI]),
+    ],
+)
+def test_anti_norm_model_gates_on_the_whole_models_norm(norm_b, model_labels):
+    """`anti_norm=model`: a layer that grows while the model as a whole sheds norm (layers trading
+    norm at a weight-decay equilibrium) raises no alarm; the layer's own trend (the default) does."""
+    norm_a = [3.0, 3.0, 3.05, 3.1, 3.15]
+    cks = [ck(1, 90.0, 8.0, log_norm=3.0) + ck(1, 90.0, 8.0, log_norm=4.0, layer="fc2.weight")]
+    cks += [_two_layers(s, a, b) for s, a, b in zip((10, 20, 30, 40), norm_a[1:], norm_b[1:], strict=True)]
+    layer_rules = PhaseRules(onset_contraction=0.08, onset_shrink=0.0, anti_growth=0.0, window=3)
+    assert labels(cks, layer_rules) == [PRE, GROK, ANTI, ANTI, ANTI]
+    model_rules = PhaseRules(
+        onset_contraction=0.08, onset_shrink=0.0, anti_growth=0.0, window=3, anti_norm="model"
+    )
+    assert labels(cks, model_rules) == model_labels
+    if ANTI in model_labels:
+        reason = label_run(cks, model_rules)[2][1]
+        # squared norms 10^3 + 10^4 -> 10^3.05 + 10^4 over 2 checkpoints: log10(11122/11000) = 0.0048
+        assert "fc1.weight median alpha 2.50 < 3, model norm +0.005 in 2 ckpts" in reason

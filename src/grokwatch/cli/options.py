@@ -20,6 +20,7 @@ from grokwatch.settings import (
     DEFAULT_SETTINGS,
     Device,
     Fit,
+    NormScope,
     PhaseRules,
     PreRule,
     Rule,
@@ -254,6 +255,16 @@ AntiGrowthOpt = Annotated[
         "--anti-growth",
         envvar="GROKWATCH_ANTI_GROWTH",
         help="... and its Frobenius norm grew this many decades (log10) over the last 5 checkpoints.",
+    ),
+]
+
+AntiNormOpt = Annotated[
+    NormScope,
+    typer.Option(
+        "--anti-norm",
+        envvar="GROKWATCH_ANTI_NORM",
+        help="... whose norm: the over-correlated layer's own, or the whole model's (every analysed "
+        "layer's squared norm summed).",
     ),
 ]
 

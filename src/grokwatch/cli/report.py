@@ -17,6 +17,7 @@ from grokwatch.cli.options import (
     AlphaLowOpt,
     AntiAlphaOpt,
     AntiGrowthOpt,
+    AntiNormOpt,
     AntiReboundOpt,
     BaseOpt,
     CacheOpt,
@@ -183,6 +184,7 @@ def report(
     onset_shrink: OnsetShrinkOpt = DEFAULT_RULES.onset_shrink,
     anti_alpha: AntiAlphaOpt = DEFAULT_RULES.anti_alpha,
     anti_growth: AntiGrowthOpt = DEFAULT_RULES.anti_growth,
+    anti_norm: AntiNormOpt = DEFAULT_RULES.anti_norm,
     anti_rebound: AntiReboundOpt = DEFAULT_RULES.anti_rebound,
 ) -> None:
     """Summarize a run: phase timeline, early warning, accuracy agreement; HTML/Markdown; CI gate.

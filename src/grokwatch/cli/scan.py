@@ -15,6 +15,7 @@ from grokwatch.cli.options import (
     AlphaLowOpt,
     AntiAlphaOpt,
     AntiGrowthOpt,
+    AntiNormOpt,
     AntiReboundOpt,
     BaseOpt,
     CacheOpt,
@@ -84,6 +85,7 @@ def scan(
     onset_shrink: OnsetShrinkOpt = DEFAULT_RULES.onset_shrink,
     anti_alpha: AntiAlphaOpt = DEFAULT_RULES.anti_alpha,
     anti_growth: AntiGrowthOpt = DEFAULT_RULES.anti_growth,
+    anti_norm: AntiNormOpt = DEFAULT_RULES.anti_norm,
     anti_rebound: AntiReboundOpt = DEFAULT_RULES.anti_rebound,
 ) -> None:
     """Fit the power-law exponent alpha of every layer's ESD in every checkpoint.

@@ -17,6 +17,7 @@ from grokwatch.cli.options import (
     AlphaLowOpt,
     AntiAlphaOpt,
     AntiGrowthOpt,
+    AntiNormOpt,
     AntiReboundOpt,
     BaseOpt,
     CacheOpt,
@@ -208,6 +209,7 @@ def watch(
     onset_shrink: OnsetShrinkOpt = DEFAULT_RULES.onset_shrink,
     anti_alpha: AntiAlphaOpt = DEFAULT_RULES.anti_alpha,
     anti_growth: AntiGrowthOpt = DEFAULT_RULES.anti_growth,
+    anti_norm: AntiNormOpt = DEFAULT_RULES.anti_norm,
     anti_rebound: AntiReboundOpt = DEFAULT_RULES.anti_rebound,
 ) -> None:
     """Follow a folder while it is being written and analyse each new checkpoint once.

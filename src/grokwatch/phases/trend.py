@@ -30,7 +30,8 @@ Labels:
   3. after the onset, anti-grokking while some voting layer is over-correlated
      (smoothed alpha below `anti_alpha`, or `trap_min` correlation traps) while
      its Frobenius norm is still growing (by at least
-     `anti_growth` decades over the last `window` checkpoints): over-correlation
+     `anti_growth` decades over the last `window` checkpoints; with
+     `anti_norm="model"` the whole model's norm, see `_model_growth`): over-correlation
      that keeps growing. With weight decay the norm shrinks late in a run and a
      layer can sit at a low alpha without a collapse (modular addition with
      weight decay reaches alpha ~1.3 at 100 % test accuracy; the MNIST control
@@ -53,7 +54,7 @@ from statistics import median
 from grokwatch.phases.labels import ANTI, GROK, PRE, UNKNOWN
 from grokwatch.phases.threshold import big_enough, label_checkpoint
 from grokwatch.records import LayerRecord
-from grokwatch.settings import PhaseRules
+from grokwatch.settings import NormScope, PhaseRules
 
 __all__ = ["TrendLabeller"]
 
@@ -171,6 +172,26 @@ class TrendLabeller:
         )
         return None
 
+    def _model_growth(self, measured: list[LayerRecord]) -> tuple[float, str, int] | None:
+        """(growth, "model norm", checkpoints) of the whole model's squared Frobenius norm, summed over
+        the layers measured now, each taken now and at the start of its norm window.
+
+        Why: with weight decay the layers of a transformer trade norm (the fused QKV and the
+        unembedding grow while the embedding shrinks) around an equilibrium, so one layer's trend
+        is often positive while nothing runs away; without weight decay the whole model grows.
+        """
+        now = then = 0.0
+        n = 0
+        for r in measured:
+            norms = self.layers[r.layer].log_norms
+            if len(norms) < 2:
+                continue
+            now, then = now + 10.0 ** norms[-1], then + 10.0 ** norms[0]
+            n = max(n, len(norms) - 1)
+        if not n or now <= 0.0 or then <= 0.0:
+            return None
+        return math.log10(now / then), "model norm", n
+
     def _after_onset(self, voters: list[LayerRecord], measured: list[LayerRecord]) -> tuple[str, str]:
         rules = self.rules
         why = []
@@ -182,12 +203,17 @@ class TrendLabeller:
                     f"{r.layer} norm up {b:.3f} >= {rules.anti_rebound:g} from its low "
                     f"(fell {st.max_log_norm - st.min_since_max:.3f})"
                 )
+        model_growth = self._model_growth(measured) if rules.anti_norm == NormScope.model else None
         for r in voters:
             st = self.layers[r.layer]
-            a, g = st.smoothed_alpha(), st.growth()
+            a = st.smoothed_alpha()
+            if rules.anti_norm == NormScope.model:
+                g, whose, n = model_growth if model_growth else (None, "", 0)
+            else:
+                g, whose, n = st.growth(), "norm", len(st.log_norms) - 1
             if g is None or g < rules.anti_growth:
-                continue  # a layer whose norm is not growing: over-correlated or not, no alarm (weight decay)
-            growing = f"norm +{g:.3f} in {len(st.log_norms) - 1} ckpts"
+                continue  # norm not growing: over-correlated or not, no alarm (weight decay)
+            growing = f"{whose} +{g:.3f} in {n} ckpts"
             if a is not None and a < rules.anti_alpha:
                 why.append(f"{r.layer} median alpha {a:.2f} < {rules.anti_alpha:g}, {growing}")
             if r.n_traps is not None and r.n_traps >= rules.trap_min:

@@ -71,7 +71,48 @@ RUNS: dict[str, list[str]] = {
         "--seed",
         "0",
     ],
+    # Held out: added after the rule candidates were designed on the five runs above, and only
+    # scored with them (another operation, another weight decay, another seed), never tuned on.
+    "power-sub-wd1-s3": [
+        "--preset",
+        "power2022",
+        "--op",
+        "sub",
+        "--steps",
+        "6000",
+        "--checkpoints",
+        "70",
+        "--seed",
+        "3",
+    ],
+    "power-wd0.3-s4": [
+        "--preset",
+        "power2022",
+        "--wd",
+        "0.3",
+        "--steps",
+        "6000",
+        "--checkpoints",
+        "70",
+        "--seed",
+        "4",
+    ],
+    "nanda-div-b512-s1": [
+        "--preset",
+        "nanda2023",
+        "--op",
+        "div",
+        "--batch-size",
+        "512",
+        "--steps",
+        "8000",
+        "--checkpoints",
+        "70",
+        "--seed",
+        "1",
+    ],
 }
+HELD_OUT = ("power-sub-wd1-s3", "power-wd0.3-s4", "nanda-div-b512-s1")
 
 
 def main(argv: list[str] | None = None) -> int:

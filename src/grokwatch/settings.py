@@ -170,12 +170,12 @@ class PhaseRules:
     pre_rule: PreRule = PreRule.any
     rule: Rule = Rule.trend
     # trend rule (grokwatch.phases.trend): the grid point that agreed best with accuracy phases on the
-    # 7-run corpus of bench/phase_runs.py; leave-one-run-out figures in docs/phases.md
+    # 12-run corpus of bench/phase_runs.py + bench/transformer_runs.py; leave-one-run-out figures in docs/phases.md
     onset_contraction: float = 0.06  # decades of stable-rank fall that start grokking ...
     onset_shrink: float = 0.5  # ... once some layer's norm is this many decades below its peak
     anti_alpha: float = 3.0  # median alpha of the recent fits below this ...
-    anti_growth: float = 0.0  # ... while the norm grew this many decades over `window` checkpoints
-    anti_norm: NormScope = NormScope.layer  # ... whose norm: the layer's own, or the whole model's
+    anti_growth: float = 0.02  # ... while the norm grew this many decades over `window` checkpoints
+    anti_norm: NormScope = NormScope.model  # ... whose norm: the layer's own, or the whole model's
     anti_rebound: float = 0.3  # or a layer whose norm fell grew back this many decades: anti-grokking
     window: int = 5  # trusted fits in the median, checkpoints in the norm trend
 

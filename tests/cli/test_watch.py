@@ -73,7 +73,7 @@ def test_on_alert_and_annotations(tmp_path):
     assert len(rows) == 1
     path, step, level, reason = rows[0]
     assert Path(path) == run / "step_00100000.safetensors" and step == "100000"
-    assert level == "anti-grokking" and "5 traps, norm +" in reason
+    assert level == "anti-grokking" and "5 traps, model norm +" in reason
     warnings = [x for x in r.stdout.splitlines() if x.startswith("::warning")]
     assert len(warnings) == 1 and "step 100,000" in warnings[0]
     # --alert-on trap: every checkpoint with a trap runs it too

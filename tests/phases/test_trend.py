@@ -52,7 +52,7 @@ def test_plateau_fall_collapse():
     assert reasons[0].startswith("first checkpoint (threshold rule)")
     assert "fc1.weight stable rank 90.0 -> 72.0 (0.097 >= 0.08)" in reasons[3]
     assert "stable rank fall 0.025 < 0.08 (fc1.weight)" in reasons[2]
-    assert "fc1.weight median alpha 2.80 < 3, norm +0.150 in 3 ckpts" in reasons[6]
+    assert "fc1.weight median alpha 2.80 < 3, model norm +0.150 in 3 ckpts" in reasons[6]
 
 
 def test_an_outlying_fit_does_not_flip_the_label():
@@ -181,7 +181,7 @@ def test_a_layer_whose_norm_fell_and_grows_back_means_anti_grokking():
     srs = [90.0, 70.0, 60.0, 50.0, 45.0, 40.0, 35.0, 33.0]
     got = label_run([two(10**i, sr, n) for i, (sr, n) in enumerate(zip(srs, norms))], rules)
     assert [p for p, _ in got] == [PRE, GROK, GROK, GROK, GROK, GROK, ANTI, GROK]
-    assert "fc3.weight norm up 0.300 >= 0.25 from its low (fell 2.000)" in got[6][1]
+    assert "fc3.weight norm up 0.300 >= 0.25 from low (fell 2.000)" in got[6][1]
 
 
 def _two_layers(step, norm_a, norm_b, alpha_a=2.5):
@@ -204,7 +204,9 @@ def test_anti_norm_model_gates_on_the_whole_models_norm(norm_b, model_labels):
     norm_a = [3.0, 3.0, 3.05, 3.1, 3.15]
     cks = [ck(1, 90.0, 8.0, log_norm=3.0) + ck(1, 90.0, 8.0, log_norm=4.0, layer="fc2.weight")]
     cks += [_two_layers(s, a, b) for s, a, b in zip((10, 20, 30, 40), norm_a[1:], norm_b[1:], strict=True)]
-    layer_rules = PhaseRules(onset_contraction=0.08, onset_shrink=0.0, anti_growth=0.0, window=3)
+    layer_rules = PhaseRules(
+        onset_contraction=0.08, onset_shrink=0.0, anti_growth=0.0, window=3, anti_norm="layer"
+    )
     assert labels(cks, layer_rules) == [PRE, GROK, ANTI, ANTI, ANTI]
     model_rules = PhaseRules(
         onset_contraction=0.08, onset_shrink=0.0, anti_growth=0.0, window=3, anti_norm="model"

@@ -294,7 +294,7 @@ def test_transformer_layers_carry_the_caveat(runs, tmp_path):
     assert sorted(rep.attention_layers) == [f"model.layers.0.self_attn.{p}_proj.weight" for p in "koqv"]
     assert dict(facts(rep))["caveat"] == f"4 {TRANSFORMER_CAVEAT}"
     r = invoke(tmp_path / "llama")
-    assert "29 of 80 checkpoints anti-grokking" in " ".join(r.output.split())
+    assert "6 false alarms in 560 checkpoints" in " ".join(r.output.split())
     assert "caveat" not in dict(facts(build_report(scan_folder(runs["anti"], workers=1, cache=False))))
     # names from the layouts grokwatch reads: ours, torch MHA, GPT-2, BERT, GPT-NeoX, ViT, --split-qkv parts
     for name in (

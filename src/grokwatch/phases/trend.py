@@ -200,10 +200,11 @@ class TrendLabeller:
             b = st.rebound(rules.onset_shrink)
             if b is not None and b >= rules.anti_rebound:
                 why.append(
-                    f"{r.layer} norm up {b:.3f} >= {rules.anti_rebound:g} from its low "
+                    f"{r.layer} norm up {b:.3f} >= {rules.anti_rebound:g} from low "
                     f"(fell {st.max_log_norm - st.min_since_max:.3f})"
                 )
         model_growth = self._model_growth(measured) if rules.anti_norm == NormScope.model else None
+        over: list[str] = []  # over-correlated layers while the model's norm grows (anti_norm=model)
         for r in voters:
             st = self.layers[r.layer]
             a = st.smoothed_alpha()
@@ -214,10 +215,17 @@ class TrendLabeller:
             if g is None or g < rules.anti_growth:
                 continue  # norm not growing: over-correlated or not, no alarm (weight decay)
             growing = f"{whose} +{g:.3f} in {n} ckpts"
+            found = []
             if a is not None and a < rules.anti_alpha:
-                why.append(f"{r.layer} median alpha {a:.2f} < {rules.anti_alpha:g}, {growing}")
+                found.append(f"{r.layer} median alpha {a:.2f} < {rules.anti_alpha:g}")
             if r.n_traps is not None and r.n_traps >= rules.trap_min:
-                why.append(f"{r.layer} {r.n_traps} traps, {growing}")
+                found.append(f"{r.layer} {r.n_traps} traps")
+            if rules.anti_norm == NormScope.model:
+                over.extend(found)  # one model norm for all of them: said once, after them
+            else:
+                why.extend(f"{f}, {growing}" for f in found)
+        if over:
+            why.append(", ".join([*over, growing]))
         if why:
             return ANTI, "; ".join(why)
         since = "" if self.onset_step is None else f" since step {self.onset_step:,}"

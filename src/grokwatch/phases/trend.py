@@ -172,8 +172,8 @@ class TrendLabeller:
         )
         return None
 
-    def _model_growth(self, measured: list[LayerRecord]) -> tuple[float, str, int] | None:
-        """(growth, "model norm", checkpoints) of the whole model's squared Frobenius norm, summed over
+    def _model_growth(self, measured: list[LayerRecord]) -> tuple[float, str] | None:
+        """(growth, its evidence text) of the whole model's squared Frobenius norm, summed over
         the layers measured now, each taken now and at the start of its norm window.
 
         Why: with weight decay the layers of a transformer trade norm (the fused QKV and the
@@ -190,7 +190,8 @@ class TrendLabeller:
             n = max(n, len(norms) - 1)
         if not n or now <= 0.0 or then <= 0.0:
             return None
-        return math.log10(now / then), "model norm", n
+        g = math.log10(now / then)
+        return g, f"model norm {g:+.3f} in {n} ckpts"
 
     def _after_onset(self, voters: list[LayerRecord], measured: list[LayerRecord]) -> tuple[str, str]:
         rules = self.rules
@@ -203,29 +204,29 @@ class TrendLabeller:
                     f"{r.layer} norm up {b:.3f} >= {rules.anti_rebound:g} from low "
                     f"(fell {st.max_log_norm - st.min_since_max:.3f})"
                 )
-        model_growth = self._model_growth(measured) if rules.anti_norm == NormScope.model else None
-        over: list[str] = []  # over-correlated layers while the model's norm grows (anti_norm=model)
+        model = self._model_growth(measured) if rules.anti_norm == NormScope.model else None
+        over: list[str] = []  # over-correlated layers while the model's norm grows: one norm said after them
         for r in voters:
             st = self.layers[r.layer]
-            a = st.smoothed_alpha()
             if rules.anti_norm == NormScope.model:
-                g, whose, n = model_growth if model_growth else (None, "", 0)
+                g, growing = model or (None, "")
             else:
-                g, whose, n = st.growth(), "norm", len(st.log_norms) - 1
+                g = st.growth()
+                growing = "" if g is None else f"norm +{g:.3f} in {len(st.log_norms) - 1} ckpts"
             if g is None or g < rules.anti_growth:
                 continue  # norm not growing: over-correlated or not, no alarm (weight decay)
-            growing = f"{whose} +{g:.3f} in {n} ckpts"
+            a = st.smoothed_alpha()
             found = []
             if a is not None and a < rules.anti_alpha:
                 found.append(f"{r.layer} median alpha {a:.2f} < {rules.anti_alpha:g}")
             if r.n_traps is not None and r.n_traps >= rules.trap_min:
                 found.append(f"{r.layer} {r.n_traps} traps")
-            if rules.anti_norm == NormScope.model:
-                over.extend(found)  # one model norm for all of them: said once, after them
+            if model is not None:
+                over.extend(found)
             else:
                 why.extend(f"{f}, {growing}" for f in found)
-        if over:
-            why.append(", ".join([*over, growing]))
+        if over and model is not None:
+            why.append(", ".join([*over, model[1]]))
         if why:
             return ANTI, "; ".join(why)
         since = "" if self.onset_step is None else f" since step {self.onset_step:,}"
